@@ -1,0 +1,232 @@
+"""OP base classes: Mapper, Filter, Deduplicator.
+
+Every OP works on a whole :class:`~dj_ops.core.batch.Batch` at a time.  Filters compute their
+stats once (skipped when the stat column already exists) and decide from the stats alone, as
+Data-Juicer does, so stats computed once can be exported, analysed and reused.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, ClassVar, Hashable, Sequence
+
+import numpy as np
+
+from .batch import Batch
+
+MAXSIZE = sys.maxsize
+
+
+class OP:
+    """Base of every operator.  ``name`` is set by :func:`dj_ops.core.registry.register`."""
+
+    name: ClassVar[str] = ""
+    _accelerator: ClassVar[str] = "cpu"
+    #: intermediates this OP reads (lines, words, loaded images ...): the planner groups by them
+    intermediates: ClassVar[tuple[str, ...]] = ()
+    #: the OP reads ``text_key``: rows whose text is missing or not a string are set aside as bad input
+    uses_text: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        text_key: str = "text",
+        image_key: str = "images",
+        audio_key: str = "audios",
+        video_key: str = "videos",
+        image_bytes_key: str = "image_bytes",
+        accelerator: str | None = None,
+        num_proc: int | None = None,
+        cpu_required: float | None = None,
+        gpu_required: float | None = None,
+        mem_required: str | float | int | None = None,
+        batch_size: int = 1000,
+        skip_op_error: bool = True,
+        turbo: bool = False,
+        index_key: str | None = None,
+        work_dir: str | None = None,
+        stats_export_path: str | None = None,
+    ):
+        self.text_key = text_key
+        self.image_key = image_key
+        self.audio_key = audio_key
+        self.video_key = video_key
+        self.image_bytes_key = image_bytes_key
+        self.accelerator = accelerator or self._accelerator
+        self.num_proc = num_proc
+        self.cpu_required = cpu_required
+        self.gpu_required = gpu_required
+        self.mem_required = mem_required
+        self.batch_size = batch_size
+        self.skip_op_error = skip_op_error
+        self.turbo = turbo
+        self.index_key = index_key
+        self.work_dir = work_dir
+        self.stats_export_path = stats_export_path
+
+    def texts(self, batch: Batch) -> list:
+        return batch.columns.get(self.text_key) or [None] * len(batch)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name})"
+
+
+class Mapper(OP):
+    """Edits samples.  Implement ``process_batched`` (may change the row count)."""
+
+    def process_batched(self, batch: Batch) -> Batch:
+        raise NotImplementedError
+
+
+class TextMapper(Mapper):
+    """A mapper that rewrites the text column one string at a time via ``process_text``."""
+
+    def process_text(self, text: str) -> str:
+        raise NotImplementedError
+
+    def process_batched(self, batch: Batch) -> Batch:
+        fn = self.process_text
+        col = self.texts(batch)
+        batch.set_column(self.text_key, [fn(t) if isinstance(t, str) else t for t in col])
+        batch.invalidate_cache()
+        return batch
+
+
+class Filter(OP):
+    """Keeps samples whose stats fall inside the configured range.
+
+    ``stat_bounds`` maps each stat key the filter writes to the (min, max) parameter names that
+    bound it.  The keep rule is Data-Juicer's ``get_keep_boolean``: closed interval by default,
+    ``reversed_range`` keeps the outside (and flips the closedness flags, as upstream does).
+    Per-item list stats (one value per image) are reduced with ``any_or_all``.
+    """
+
+    stat_bounds: ClassVar[dict[str, tuple[str | None, str | None]]] = {}
+    #: filters with no stats column (suffix_filter) set this False
+    has_stats: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        min_closed_interval: bool = True,
+        max_closed_interval: bool = True,
+        reversed_range: bool = False,
+        any_or_all: str = "any",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if reversed_range:
+            min_closed_interval, max_closed_interval = not min_closed_interval, not max_closed_interval
+        self.min_closed_interval = min_closed_interval
+        self.max_closed_interval = max_closed_interval
+        self.reversed_range = reversed_range
+        if any_or_all not in ("any", "all"):
+            raise ValueError(f"any_or_all must be 'any' or 'all', got {any_or_all!r}")
+        self.any_or_all = any_or_all
+
+    @property
+    def stats_keys(self) -> tuple[str, ...]:
+        return tuple(self.stat_bounds)
+
+    def compute_stats(self, batch: Batch) -> None:
+        """Set ``batch.stats[key]`` for every key in ``stat_bounds``."""
+        raise NotImplementedError
+
+    def ensure_stats(self, batch: Batch) -> None:
+        if not self.has_stats or all(k in batch.stats for k in self.stats_keys):
+            return
+        self.compute_stats(batch)
+
+    def bounds_mask(self, values: np.ndarray, lo: Any, hi: Any) -> np.ndarray:
+        """Vectorised ``get_keep_boolean`` over numeric values (NaN never passes)."""
+        res = ~np.isnan(values)
+        if lo is not None:
+            res &= values >= lo if self.min_closed_interval else values > lo
+        if hi is not None:
+            res &= values <= hi if self.max_closed_interval else values < hi
+        if self.reversed_range:
+            res = ~res & ~np.isnan(values)
+        return res
+
+    def keep(self, batch: Batch) -> np.ndarray:
+        """Boolean mask of rows to keep, from the stats alone."""
+        n = len(batch)
+        mask = np.ones(n, dtype=bool)
+        for key, (lo_name, hi_name) in self.stat_bounds.items():
+            lo = getattr(self, lo_name) if lo_name else None
+            hi = getattr(self, hi_name) if hi_name else None
+            col = batch.stats[key]
+            if n and isinstance(col[0], list):
+                mask &= self._reduce_items(col, lo, hi)
+            else:
+                mask &= self.bounds_mask(_as_float(col), lo, hi)
+        return mask
+
+    def _reduce_items(self, col: list, lo: Any, hi: Any) -> np.ndarray:
+        out = np.empty(len(col), dtype=bool)
+        reduce = any if self.any_or_all == "any" else all
+        for i, items in enumerate(col):
+            if not items:
+                out[i] = True  # samples without media are kept, as upstream
+                continue
+            out[i] = reduce(self.bounds_mask(_as_float(items), lo, hi))
+        return out
+
+
+def _as_float(values: Sequence) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.array([_to_float(v) for v in values], dtype=np.float64)
+
+
+def _to_float(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+class DedupIndex:
+    """Coordinator-side state of a deduplicator: sees every row's keys in input order.
+
+    ``check`` returns, per row, ``None`` when the row is the first of its cluster (kept) or the
+    row id of an earlier row it duplicates.  Rows are fed strictly in input order, so "the first
+    occurrence survives" holds across batches and worker processes.
+    """
+
+    def check(self, row_ids: Sequence[int], keys: Sequence[Any]) -> list[int | None]:
+        raise NotImplementedError
+
+    def summary(self) -> dict[str, Any]:
+        return {}
+
+
+class ExactDedupIndex(DedupIndex):
+    """First occurrence of each hashable key wins."""
+
+    def __init__(self) -> None:
+        self.first: dict[Hashable, int] = {}
+
+    def check(self, row_ids: Sequence[int], keys: Sequence[Hashable]) -> list[int | None]:
+        first = self.first
+        out: list[int | None] = []
+        for rid, key in zip(row_ids, keys):
+            prev = first.setdefault(key, rid)
+            out.append(None if prev == rid else prev)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {"distinct_keys": len(self.first)}
+
+
+class Deduplicator(OP):
+    """Removes duplicate samples across the whole dataset.
+
+    ``compute_hash`` runs in the workers (parallel, per batch) and returns one key per row; the
+    coordinator feeds those keys in input order to the index made by ``new_index``.
+    """
+
+    def compute_hash(self, batch: Batch) -> list:
+        raise NotImplementedError
+
+    def new_index(self) -> DedupIndex:
+        return ExactDedupIndex()
