@@ -99,3 +99,33 @@ def column_path(batch: Batch, dotted_key: str) -> list:
     if col is None:
         return [None] * len(batch)
     return [get_nested(v, rest) for v in col]
+
+
+def concat_batches(parts: list[Batch]) -> Batch:
+    """Rows of ``parts`` in order; a stat or cache entry missing from any part is dropped."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return Batch({}, row_ids=np.zeros(0, dtype=np.int64))
+    if len(parts) == 1:
+        return parts[0]
+
+    def merge(dicts: list[dict[str, list]], fill_missing: bool) -> dict[str, list]:
+        keys: dict[str, None] = {}
+        for d in dicts:
+            keys.update(dict.fromkeys(d))
+        out = {}
+        for k in keys:
+            if not fill_missing and not all(k in d for d in dicts):
+                continue
+            vals: list = []
+            for d, p in zip(dicts, parts):
+                vals.extend(d[k] if k in d else [None] * len(p))
+            out[k] = vals
+        return out
+
+    return Batch(
+        merge([p.columns for p in parts], fill_missing=True),
+        np.concatenate([p.row_ids for p in parts]),
+        merge([p.stats for p in parts], fill_missing=False),
+        merge([p.cache for p in parts], fill_missing=False),
+    )

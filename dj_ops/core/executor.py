@@ -1,0 +1,542 @@
+"""Local executor: streams chunks of the input through the OP chain in ``np`` worker processes.
+
+Workers parse a chunk, run every per-row OP of the chain on it (filters compute their stats once
+and drop rows; deduplicators only compute keys) and serialise the surviving rows.  The
+coordinator receives results strictly in input order, resolves the deduplicators (the first
+occurrence in input order survives, exactly as a sequential run would decide), and writes the
+output.  Only a bounded number of chunks is in flight, so memory stays flat whatever the input
+size; output order is the input order whatever ``np`` is.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing as mp
+import os
+import sys
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from ..io.readers import BadRow, Chunk, iter_chunks, parse_chunk, resolve_inputs
+from ..io.writers import JsonlWriter, ParquetWriter, stats_path_for
+from .base import Deduplicator, Filter, Mapper, OP
+from .batch import Batch, concat_batches
+from .constants import Fields
+from .recipe import Recipe
+
+MEDIA_KEYS = ("image_key", "video_key", "audio_key")
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side
+
+
+@dataclass
+class OpMetrics:
+    seconds: float = 0.0
+    rows_in: int = 0
+    rows_out: int = 0
+    changed: int = 0
+    errors: int = 0
+
+    def add(self, other: "OpMetrics") -> None:
+        self.seconds += other.seconds
+        self.rows_in += other.rows_in
+        self.rows_out += other.rows_out
+        self.changed += other.changed
+        self.errors += other.errors
+
+
+@dataclass
+class ChunkResult:
+    index: int
+    n_records: int
+    bad: list[dict]
+    dropped_ids: np.ndarray  # rows removed by a per-row filter ...
+    dropped_at: np.ndarray  # ... and the position of that filter in the chain
+    dedup: dict[int, tuple[np.ndarray, list, list | None]]  # op pos -> (row ids, keys, texts for tracing)
+    cand_ids: np.ndarray  # rows that passed every per-row OP, in output order
+    payload: Any  # serialised candidate rows: list[bytes] (JSON lines) or pa.Table
+    stats_lines: list[bytes] | None
+    stats_columns: dict[str, list] | None  # analyze mode: every row's stats
+    metrics: list[OpMetrics]
+    traces: dict[int, list[dict]]
+
+
+class ChainRunner:
+    """Runs the per-row part of an OP chain on one chunk (lives in each worker process)."""
+
+    def __init__(self, recipe: Recipe, analyze: bool = False):
+        self.recipe = recipe
+        self.ops: list[OP] = recipe.build_ops()
+        self.analyze = analyze
+        self.text_key = recipe.text_key
+        self.needs_text = any(op.uses_text for op in self.ops)
+        self.export_type = recipe.resolved_export_type
+        traced = set(recipe.op_list_to_trace)
+        self.trace_ops = {
+            k for k, op in enumerate(self.ops) if recipe.open_tracer and (not traced or op.name in traced)
+        }
+        self.trace_num = recipe.trace_num
+        self.has_stats = any(isinstance(op, Filter) and op.has_stats for op in self.ops)
+        self.media_keys = [getattr(recipe, k) for k in MEDIA_KEYS]
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _resolve_media(self, batch: Batch, base_dir: str) -> None:
+        for key in self.media_keys:
+            col = batch.columns.get(key)
+            if not col:
+                continue
+            batch.columns[key] = [
+                [p if not isinstance(p, str) or os.path.isabs(p) or "://" in p else os.path.join(base_dir, p) for p in v]
+                if isinstance(v, list) else v
+                for v in col
+            ]
+
+    def _isolate(self, op: OP, batch: Batch, step: Callable[[Batch], Batch], chunk: Chunk,
+                 bad: list[BadRow], metrics: OpMetrics) -> Batch:
+        """Apply ``step``; if it raises, retry row by row and set failing rows aside as bad input."""
+        try:
+            return step(batch)
+        except Exception:
+            if not op.skip_op_error:
+                raise
+        parts = []
+        for i in range(len(batch)):
+            single = batch.take(np.array([i]))
+            try:
+                parts.append(step(single))
+            except Exception as exc:  # noqa: BLE001 - any OP failure on a row is reported, not fatal
+                metrics.errors += 1
+                line = chunk.first_line + int(single.row_ids[0]) - chunk.first_row
+                bad.append(BadRow(chunk.source, line, f"{op.name} raised {type(exc).__name__}: {exc}",
+                                  _row_preview(single, 0)))
+        return concat_batches(parts)
+
+    # -- the chain ----------------------------------------------------------------------------
+
+    def run(self, chunk: Chunk) -> ChunkResult:
+        parsed = parse_chunk(chunk, self.text_key if self.needs_text else None)
+        bad = parsed.bad
+        batch = parsed.batch
+        self._resolve_media(batch, chunk.base_dir)
+        metrics = [OpMetrics() for _ in self.ops]
+        traces: dict[int, list[dict]] = {}
+        dropped_ids: list[np.ndarray] = []
+        dropped_at: list[np.ndarray] = []
+        dedup: dict[int, tuple[np.ndarray, list, list | None]] = {}
+
+        for k, op in enumerate(self.ops):
+            m = metrics[k]
+            m.rows_in = len(batch)
+            t0 = time.perf_counter()
+            tracing = k in self.trace_ops
+            if isinstance(op, Filter):
+                def stats_step(b: Batch, op: Filter = op) -> Batch:
+                    op.ensure_stats(b)
+                    return b
+
+                batch = self._isolate(op, batch, stats_step, chunk, bad, m)
+                if not self.analyze and len(batch):
+                    mask = np.asarray(op.keep(batch), dtype=bool)
+                    if not mask.all():
+                        gone = batch.row_ids[~mask]
+                        dropped_ids.append(gone)
+                        dropped_at.append(np.full(len(gone), k, dtype=np.int32))
+                        if tracing:
+                            traces[k] = _filter_traces(batch, ~mask, self.trace_num)
+                        batch = batch.take(mask)
+            elif self.analyze:
+                pass  # the analyzer computes stats only: mappers and deduplicators do not run
+            elif isinstance(op, Mapper):
+                before = list(batch.columns.get(op.text_key, []))
+                before_ids = batch.row_ids
+                batch = self._isolate(op, batch, op.process_batched, chunk, bad, m)
+                if len(batch) == len(before) and (before_ids == batch.row_ids).all():
+                    after = batch.columns.get(op.text_key, [])
+                    m.changed = sum(1 for a, b in zip(before, after) if a is not b and a != b)
+                    if tracing and m.changed:
+                        traces[k] = _mapper_traces(before, batch, op.text_key, self.trace_num)
+            elif isinstance(op, Deduplicator):
+                key_col = f"__dj__dedup_key_{k}"
+
+                def hash_step(b: Batch, op: Deduplicator = op) -> Batch:
+                    b.cache[key_col] = op.compute_hash(b)
+                    return b
+
+                batch = self._isolate(op, batch, hash_step, chunk, bad, m)
+                keys = batch.cache.pop(key_col, [])
+                texts = list(batch.columns.get(op.text_key, [])) if tracing else None
+                dedup[k] = (batch.row_ids.copy(), keys, texts)
+            else:
+                raise TypeError(f"{op.name}: unsupported OP type {type(op).__name__}")
+            m.seconds = time.perf_counter() - t0
+            m.rows_out = len(batch)
+
+        stats_lines = stats_columns = None
+        if self.analyze:
+            stats_columns = dict(batch.stats)
+            payload = None
+        else:
+            payload = self._serialise(batch)
+            if self.has_stats:
+                stats_lines = [orjson.dumps({Fields.stats: s}, option=orjson.OPT_SERIALIZE_NUMPY)
+                               for s in _stats_rows(batch)]
+        return ChunkResult(
+            index=chunk.index,
+            n_records=chunk.n_records,
+            bad=[b.to_dict() for b in bad],
+            dropped_ids=np.concatenate(dropped_ids) if dropped_ids else np.zeros(0, np.int64),
+            dropped_at=np.concatenate(dropped_at) if dropped_at else np.zeros(0, np.int32),
+            dedup=dedup,
+            cand_ids=batch.row_ids.copy(),
+            payload=payload,
+            stats_lines=stats_lines,
+            stats_columns=stats_columns,
+            metrics=metrics,
+            traces=traces,
+        )
+
+    def _serialise(self, batch: Batch) -> Any:
+        rows = batch.rows()
+        if self.recipe.keep_stats_in_res_ds and batch.stats:
+            for row, stats in zip(rows, _stats_rows(batch)):
+                row[Fields.stats] = stats
+        if self.export_type == "parquet":
+            return pa.Table.from_pylist(rows) if rows else None
+        dumps = orjson.dumps
+        opt = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+        return [dumps(r, option=opt) for r in rows]
+
+
+def _stats_rows(batch: Batch) -> list[dict]:
+    keys = list(batch.stats)
+    cols = [batch.stats[k] for k in keys]
+    return [dict(zip(keys, vals)) for vals in zip(*cols)] if keys else [{} for _ in range(len(batch))]
+
+
+def _row_preview(batch: Batch, i: int, limit: int = 2000) -> str:
+    row = {k: v[i] for k, v in batch.columns.items()}
+    text = orjson.dumps(row, default=str).decode()
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def _filter_traces(batch: Batch, removed: np.ndarray, limit: int) -> list[dict]:
+    out = []
+    for i in np.flatnonzero(removed)[:limit]:
+        row = {k: v[i] for k, v in batch.columns.items()}
+        row[Fields.stats] = batch.row_stats(int(i))
+        out.append({"_row_id": int(batch.row_ids[i]), **row})
+    return out
+
+
+def _mapper_traces(before: list, batch: Batch, text_key: str, limit: int) -> list[dict]:
+    after = batch.columns.get(text_key, [])
+    out = []
+    for i, (a, b) in enumerate(zip(before, after)):
+        if a != b:
+            out.append({"_row_id": int(batch.row_ids[i]), "original_text": a, "processed_text": b})
+            if len(out) >= limit:
+                break
+    return out
+
+
+_RUNNER: ChainRunner | None = None
+
+
+def _init_worker(recipe_json: str, analyze: bool) -> None:
+    global _RUNNER
+    _RUNNER = ChainRunner(Recipe.model_validate_json(recipe_json), analyze=analyze)
+
+
+def _run_chunk(chunk: Chunk) -> ChunkResult:
+    assert _RUNNER is not None
+    return _RUNNER.run(chunk)
+
+
+# ---------------------------------------------------------------------------------------------
+# Coordinator side
+
+
+@dataclass
+class RunReport:
+    """What a run did: counts, per-OP rows and time, where outputs, bad rows and traces went."""
+
+    recipe: str
+    rows_in: int = 0
+    rows_valid: int = 0
+    rows_out: int = 0
+    bad_rows: int = 0
+    seconds: float = 0.0
+    ops: list[dict] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    stats_file: str | None = None
+    bad_rows_file: str | None = None
+    trace_dir: str | None = None
+    dedup: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def table(self) -> str:
+        lines = [f"{'#':>3}  {'op':<45} {'rows left':>10} {'removed':>9} {'changed':>8} {'errors':>6} {'cpu s':>8}"]
+        for i, o in enumerate(self.ops):
+            lines.append(
+                f"{i:>3}  {o['name']:<45} {o['rows_out']:>10} {o['rows_in'] - o['rows_out']:>9} "
+                f"{o['changed']:>8} {o['errors']:>6} {o['cpu_seconds']:>8.2f}"
+            )
+        return "\n".join(lines)
+
+
+class LocalExecutor:
+    """Runs a recipe on one machine with ``np`` worker processes."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        progress: bool | None = None,
+        bad_rows_path: str | Path | None = None,
+        log: Callable[[str], None] | None = None,
+    ):
+        self.recipe = recipe
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.work_dir = recipe.resolved_work_dir
+        self.bad_rows_path = Path(bad_rows_path) if bad_rows_path else self.work_dir / "bad_rows.jsonl"
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        # build the OPs once here so a bad parameter or an unloadable model fails before any data is read
+        self.ops = recipe.build_ops()
+
+    # -- chunk production and parallel map ------------------------------------------------------
+
+    def _chunks(self, files: list[Path] | None, row_range: tuple[int, int] | None) -> Iterator[Chunk]:
+        files = files if files is not None else resolve_inputs(self.recipe.dataset_path, self.recipe.suffixes or None)
+        return iter_chunks(files, batch_size=self.recipe.batch_size, row_range=row_range)
+
+    def _map(self, chunks: Iterable[Chunk], analyze: bool) -> Iterator[ChunkResult]:
+        np_ = max(1, min(self.recipe.np, os.cpu_count() or 1))
+        if np_ == 1:
+            runner = ChainRunner(self.recipe, analyze=analyze)
+            for c in chunks:
+                yield runner.run(c)
+            return
+        uses_cuda = any(op.accelerator == "cuda" for op in self.ops)
+        ctx = mp.get_context("spawn" if uses_cuda else ("fork" if sys.platform == "linux" else "spawn"))
+        max_inflight = 2 * np_ + 2
+        with ProcessPoolExecutor(max_workers=np_, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(self.recipe.model_dump_json(), analyze)) as pool:
+            pending: collections.deque[Future] = collections.deque()
+            for c in chunks:
+                pending.append(pool.submit(_run_chunk, c))
+                if len(pending) >= max_inflight:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    # -- processing ------------------------------------------------------------------------------
+
+    def run(self, files: list[Path] | None = None, row_range: tuple[int, int] | None = None,
+            export_path: str | Path | None = None) -> RunReport:
+        """Process the dataset (or ``files`` / one ``row_range`` of them) and export the result."""
+        recipe = self.recipe
+        t_start = time.perf_counter()
+        export_path = Path(export_path or recipe.export_path)
+        export_type = recipe.resolved_export_type
+        writer = ParquetWriter(export_path, recipe.export_shard_size) if export_type == "parquet" \
+            else JsonlWriter(export_path, recipe.export_shard_size)
+        has_stats = any(isinstance(op, Filter) and op.has_stats for op in self.ops)
+        stats_writer = JsonlWriter(stats_path_for(export_path)) if has_stats else None
+        report = RunReport(recipe=recipe.project_name)
+        n_ops = len(self.ops)
+        dedup_pos = [k for k, op in enumerate(self.ops) if isinstance(op, Deduplicator)]
+        indexes = {k: self.ops[k].new_index() for k in dedup_pos}
+        drop_hist = np.zeros(n_ops + 1, dtype=np.int64)
+        totals = [OpMetrics() for _ in self.ops]
+        tracer = _TraceCollector(self.ops, recipe, self.work_dir) if recipe.open_tracer else None
+        bad_file = _BadRowSink(self.bad_rows_path)
+        bar = _progress(self.progress, recipe.project_name)
+        try:
+            for res in self._map(self._chunks(files, row_range), analyze=False):
+                report.rows_in += res.n_records
+                bad_file.write(res.bad)
+                for tot, m in zip(totals, res.metrics):
+                    tot.add(m)
+                drop_of: dict[int, int] = dict(zip(res.dropped_ids.tolist(), res.dropped_at.tolist()))
+                dedup_dropped: dict[int, int] = {}
+                for k in dedup_pos:
+                    ids, keys, texts = res.dedup.get(k, (np.zeros(0, np.int64), [], None))
+                    sel = [i for i, rid in enumerate(ids.tolist()) if rid not in dedup_dropped]
+                    sel_ids = [int(ids[i]) for i in sel]
+                    dup_of = indexes[k].check(sel_ids, [keys[i] for i in sel])
+                    for j, (rid, d) in enumerate(zip(sel_ids, dup_of)):
+                        if d is not None:
+                            dedup_dropped[rid] = k
+                        if tracer is not None and k in tracer.ops:
+                            tracer.dedup_seen(k, rid, d, texts[sel[j]] if texts is not None else None)
+                for rid, k in dedup_dropped.items():
+                    drop_of[rid] = min(k, drop_of.get(rid, n_ops))
+                n_valid = len(res.cand_ids) + len(res.dropped_ids)
+                report.rows_valid += n_valid
+                if drop_of:
+                    drop_hist += np.bincount(np.fromiter(drop_of.values(), dtype=np.int64, count=len(drop_of)),
+                                             minlength=n_ops + 1)
+                keep_pos = [i for i, rid in enumerate(res.cand_ids.tolist()) if rid not in dedup_dropped]
+                self._write(writer, stats_writer, res, keep_pos)
+                report.rows_out += len(keep_pos)
+                if tracer is not None:
+                    tracer.add(res.traces, drop_of)
+                if bar is not None:
+                    bar.update(res.n_records)
+                    bar.set_postfix(kept=report.rows_out, bad=bad_file.count, refresh=False)
+        except BaseException:
+            writer.abort()
+            if stats_writer is not None:
+                stats_writer.abort()
+            bad_file.close()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        report.outputs = [str(p) for p in writer.close()]
+        if stats_writer is not None:
+            report.stats_file = str(stats_writer.close()[0])
+        report.bad_rows = bad_file.count
+        report.bad_rows_file = bad_file.close()
+        if tracer is not None:
+            report.trace_dir = tracer.write()
+        # rows left after each OP, exactly as a sequential run applies them
+        remaining = report.rows_valid - np.cumsum(drop_hist[:n_ops])
+        prev = report.rows_valid
+        for k, op in enumerate(self.ops):
+            report.ops.append({
+                "name": op.name, "kind": _kind(op), "rows_in": int(prev), "rows_out": int(remaining[k]),
+                "changed": totals[k].changed, "errors": totals[k].errors,
+                "cpu_seconds": round(totals[k].seconds, 3),
+            })
+            prev = remaining[k]
+        report.dedup = {self.ops[k].name: indexes[k].summary() for k in dedup_pos}
+        report.seconds = round(time.perf_counter() - t_start, 3)
+        return report
+
+    def _write(self, writer, stats_writer, res: ChunkResult, keep_pos: list[int]) -> None:
+        if res.payload is None:
+            if isinstance(writer, JsonlWriter):
+                writer.write_lines([])
+            return
+        if isinstance(res.payload, pa.Table):
+            writer.write_table(res.payload if len(keep_pos) == res.payload.num_rows
+                               else res.payload.take(pa.array(keep_pos, type=pa.int64())))
+        else:
+            p = res.payload
+            writer.write_lines(p if len(keep_pos) == len(p) else [p[i] for i in keep_pos])
+        if stats_writer is not None and res.stats_lines is not None:
+            s = res.stats_lines
+            stats_writer.write_lines(s if len(keep_pos) == len(s) else [s[i] for i in keep_pos])
+
+    # -- analysis ---------------------------------------------------------------------------------
+
+    def iter_stats(self, files: list[Path] | None = None, row_range: tuple[int, int] | None = None
+                   ) -> Iterator[tuple[ChunkResult, Any]]:
+        """Stats of every filter for every valid row, chunk by chunk (nothing is filtered)."""
+        bad_file = _BadRowSink(self.bad_rows_path)
+        bar = _progress(self.progress, f"{self.recipe.project_name} (analyze)")
+        try:
+            for res in self._map(self._chunks(files, row_range), analyze=True):
+                bad_file.write(res.bad)
+                if bar is not None:
+                    bar.update(res.n_records)
+                yield res, bad_file
+        finally:
+            bad_file.close()
+            if bar is not None:
+                bar.close()
+
+
+def _kind(op: OP) -> str:
+    return "filter" if isinstance(op, Filter) else "deduplicator" if isinstance(op, Deduplicator) else "mapper"
+
+
+def _progress(enabled: bool, desc: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(desc=desc, unit=" rows", mininterval=0.5, file=sys.stderr)
+
+
+class _BadRowSink:
+    """Appends bad rows (file, line, reason, raw) to a JSON-lines file, created on first use."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fh = None
+        self.count = 0
+
+    def write(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        if self.fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fh = open(self.path, "wb")
+        for r in rows:
+            self.fh.write(orjson.dumps(r) + b"\n")
+        self.count += len(rows)
+
+    def close(self) -> str | None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+        return str(self.path) if self.count else None
+
+
+class _TraceCollector:
+    """Keeps the first ``trace_num`` records per OP in input order (Data-Juicer's trace layout)."""
+
+    def __init__(self, ops: list[OP], recipe: Recipe, work_dir: Path):
+        traced = set(recipe.op_list_to_trace)
+        self.ops = {k: op for k, op in enumerate(ops) if not traced or op.name in traced}
+        self.limit = recipe.trace_num
+        self.records: dict[int, list[dict]] = {k: [] for k in self.ops}
+        self.dir = work_dir / "trace"
+        # first-occurrence texts, kept only until enough duplicate pairs are traced
+        self.first_text: dict[int, dict[int, str]] = {k: {} for k in self.ops}
+
+    def add(self, traces: dict[int, list[dict]], drop_of: dict[int, int]) -> None:
+        for k, recs in traces.items():
+            out = self.records.get(k)
+            if out is None:
+                continue
+            for r in recs:
+                rid = r.pop("_row_id")
+                if len(out) < self.limit and drop_of.get(rid, k) >= k:
+                    out.append(r)
+
+    def dedup_seen(self, k: int, rid: int, dup_of: int | None, text: str | None) -> None:
+        out = self.records[k]
+        if len(out) >= self.limit:
+            self.first_text[k].clear()
+            return
+        if dup_of is None:
+            self.first_text[k][rid] = text
+        else:
+            out.append({"dup1": self.first_text[k].get(dup_of, f"<row {dup_of}>"), "dup2": text})
+
+    def write(self) -> str:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        names = collections.Counter(op.name for op in self.ops.values())
+        for k, op in self.ops.items():
+            prefix = _kind(op).replace("deduplicator", "duplicate")
+            # an OP used twice in one chain gets its position in the name so traces don't collide
+            suffix = f"-{k}" if names[op.name] > 1 else ""
+            path = self.dir / f"{prefix}-{op.name}{suffix}.jsonl"
+            with open(path, "wb") as fh:
+                for r in self.records[k]:
+                    fh.write(orjson.dumps(r, default=str) + b"\n")
+        return str(self.dir)

@@ -1,0 +1,256 @@
+"""Executor behaviour with small OPs defined here: order, np, dedup across chunks, bad input,
+per-OP counts, tracing, sharding and formats."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dj_ops.core.base import Deduplicator, Filter, TextMapper
+from dj_ops.core.executor import LocalExecutor
+from dj_ops.core.recipe import recipe_from_dict
+from dj_ops.core.registry import OPERATORS, register
+
+
+def _register_test_ops():
+    if "test_upper_mapper" in OPERATORS:
+        return
+
+    @register("test_upper_mapper")
+    class UpperMapper(TextMapper):
+        def process_text(self, text: str) -> str:
+            return text.upper()
+
+    @register("test_len_filter")
+    class LenFilter(Filter):
+        stat_bounds = {"test_len": ("min_len", "max_len")}
+
+        def __init__(self, min_len: int = 0, max_len: int = 10**9, **kwargs):
+            super().__init__(**kwargs)
+            self.min_len, self.max_len = min_len, max_len
+
+        def compute_stats(self, batch):
+            batch.stats["test_len"] = [len(t) for t in self.texts(batch)]
+
+    @register("test_exact_dedup")
+    class ExactDedup(Deduplicator):
+        def compute_hash(self, batch):
+            return [t.strip() for t in self.texts(batch)]
+
+    @register("test_raising_mapper")
+    class RaisingMapper(TextMapper):
+        def process_text(self, text: str) -> str:
+            if "boom" in text:
+                raise RuntimeError("cannot handle boom")
+            return text
+
+
+_register_test_ops()
+
+
+def write_jsonl(path: Path, rows: list, gz: bool = False) -> Path:
+    data = "".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows).encode()
+    if gz:
+        path = path.with_suffix(path.suffix + ".gz")
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    return [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
+
+
+def make_recipe(tmp_path: Path, dataset: Path, process: list, **kw):
+    data = {
+        "project_name": "t",
+        "dataset_path": str(dataset),
+        "export_path": str(tmp_path / "out" / "result.jsonl"),
+        "np": 1,
+        "batch_size": 3,
+        "process": process,
+    }
+    data.update(kw)
+    return recipe_from_dict(data)
+
+
+TEXTS = ["hello world", "a", "hello world", "  hello world  ", "another long text", "bb", "a",
+         "short", "another long text", "zz top", "hello world", "x" * 30]
+CHAIN = [
+    {"test_len_filter": {"min_len": 2}},
+    {"test_upper_mapper": None},
+    {"test_exact_dedup": None},
+    {"test_len_filter": {"max_len": 20}},
+]
+
+
+def expected_rows():
+    out, seen = [], set()
+    for t in TEXTS:
+        if len(t) < 2:
+            continue
+        u = t.upper()
+        key = u.strip()
+        if key in seen:
+            continue
+        seen.add(key)
+        if len(u) <= 20:
+            out.append(u)
+    return out
+
+
+@pytest.mark.parametrize("np_", [1, 2])
+def test_chain_matches_sequential_semantics(tmp_path, np_):
+    ds = write_jsonl(tmp_path / "in.jsonl", [{"text": t, "meta": {"i": i}} for i, t in enumerate(TEXTS)])
+    recipe = make_recipe(tmp_path, ds, CHAIN, np=np_)
+    report = LocalExecutor(recipe, progress=False).run()
+    rows = read_jsonl(report.outputs[0])
+    assert [r["text"] for r in rows] == expected_rows()
+    assert all("meta" in r for r in rows)
+    # rows left after each OP, as a sequential application gives them
+    assert [o["rows_out"] for o in report.ops] == [10, 10, 6, 5]
+    assert report.ops[1]["changed"] == 10
+    assert report.rows_out == 5 and report.bad_rows == 0
+    stats = read_jsonl(report.stats_file)
+    assert len(stats) == 5 and all("test_len" in s["__dj__stats__"] for s in stats)
+
+
+def test_output_identical_for_np_1_and_2(tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["alpha", "beta", "gamma", "delta", "eps"]
+    rows = [{"text": " ".join(rng.choice(words, size=rng.integers(1, 6)))} for _ in range(500)]
+    ds = write_jsonl(tmp_path / "in.jsonl", rows)
+    outs = []
+    for np_ in (1, 2):
+        recipe = make_recipe(tmp_path / f"np{np_}", ds, CHAIN, np=np_, batch_size=7)
+        report = LocalExecutor(recipe, progress=False).run()
+        outs.append(Path(report.outputs[0]).read_bytes())
+    assert outs[0] == outs[1] and outs[0]
+
+
+def test_bad_input_is_set_aside_with_reason(tmp_path):
+    lines = [
+        json.dumps({"text": "good one"}),
+        '{"text": "broken json',
+        json.dumps({"text": None}),
+        json.dumps({"other": 1}),
+        json.dumps({"text": 42}),
+        "[1, 2]",
+        "",
+        json.dumps({"text": "good two"}),
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_bytes("\n".join(lines).encode() + b"\n" + b'{"text": "bad \xff\xfe bytes"}\n' + json.dumps({"text": "good three"}).encode() + b"\n")
+    recipe = make_recipe(tmp_path, path, [{"test_upper_mapper": None}])
+    report = LocalExecutor(recipe, progress=False).run()
+    assert [r["text"] for r in read_jsonl(report.outputs[0])] == ["GOOD ONE", "GOOD TWO", "GOOD THREE"]
+    bad = read_jsonl(report.bad_rows_file)
+    assert report.bad_rows == 6
+    reasons = {b["line"]: b["reason"] for b in bad}
+    assert reasons[2].startswith("malformed JSON")
+    assert reasons[3] == "text field 'text' is null"
+    assert reasons[4] == "missing text field 'text'"
+    assert "int" in reasons[5]
+    assert "not a JSON object" in reasons[6]
+    assert reasons[9].startswith("invalid UTF-8")
+    assert all(b["file"] == str(path) for b in bad)
+
+
+def test_op_raising_on_some_rows_sets_them_aside(tmp_path):
+    texts = ["fine", "boom here", "also fine", "boom", "last"]
+    ds = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in texts])
+    recipe = make_recipe(tmp_path, ds, [{"test_raising_mapper": None}, {"test_upper_mapper": None}])
+    report = LocalExecutor(recipe, progress=False).run()
+    assert [r["text"] for r in read_jsonl(report.outputs[0])] == ["FINE", "ALSO FINE", "LAST"]
+    bad = read_jsonl(report.bad_rows_file)
+    assert [b["line"] for b in bad] == [2, 4]
+    assert all("test_raising_mapper raised RuntimeError: cannot handle boom" in b["reason"] for b in bad)
+    assert report.ops[0]["errors"] == 2
+
+
+def test_op_error_is_fatal_without_skip_op_error(tmp_path):
+    ds = write_jsonl(tmp_path / "in.jsonl", [{"text": "boom"}])
+    recipe = make_recipe(tmp_path, ds, [{"test_raising_mapper": None}], skip_op_error=False)
+    with pytest.raises(RuntimeError, match="boom"):
+        LocalExecutor(recipe, progress=False).run()
+    assert not (tmp_path / "out" / "result.jsonl").exists()  # no partial output
+
+
+def test_tracer_writes_first_records_per_op(tmp_path):
+    ds = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in TEXTS])
+    recipe = make_recipe(tmp_path, ds, CHAIN, open_tracer=True, trace_num=2)
+    report = LocalExecutor(recipe, progress=False).run()
+    trace = Path(report.trace_dir)
+    removed = read_jsonl(trace / "filter-test_len_filter-0.jsonl")
+    assert [r["text"] for r in removed] == ["a", "a"]
+    assert [r["text"] for r in read_jsonl(trace / "filter-test_len_filter-3.jsonl")] == ["X" * 30]
+    assert removed[0]["__dj__stats__"]["test_len"] == 1
+    mapped = read_jsonl(trace / "mapper-test_upper_mapper.jsonl")
+    assert mapped[0] == {"original_text": "hello world", "processed_text": "HELLO WORLD"}
+    dups = read_jsonl(trace / "duplicate-test_exact_dedup.jsonl")
+    assert dups[0] == {"dup1": "HELLO WORLD", "dup2": "HELLO WORLD"}
+    assert len(dups) == 2
+
+
+def test_gz_input_parquet_output_and_sharding(tmp_path):
+    rows = [{"text": f"row number {i} " + "x" * 50, "n": i} for i in range(40)]
+    ds = write_jsonl(tmp_path / "in.jsonl", rows, gz=True)
+    recipe = make_recipe(tmp_path, ds, [{"test_upper_mapper": None}],
+                         export_path=str(tmp_path / "out" / "res.parquet"), export_shard_size=1000)
+    report = LocalExecutor(recipe, progress=False).run()
+    assert len(report.outputs) > 1
+    names = [Path(p).name for p in report.outputs]
+    n = len(names)
+    width = len(str(n)) + 1
+    assert names[0] == f"res-{0:0{width}d}-of-{n:0{width}d}.parquet"
+    table = pa.concat_tables([pq.read_table(p) for p in report.outputs])
+    assert table.column("n").to_pylist() == list(range(40))
+    assert not list((tmp_path / "out").glob(".*tmp*"))
+
+
+def test_parquet_input_and_keep_stats(tmp_path):
+    pq.write_table(pa.table({"text": ["aa", "bbbb", "c"], "k": [1, 2, 3]}), tmp_path / "in.parquet")
+    recipe = make_recipe(tmp_path, tmp_path / "in.parquet", [{"test_len_filter": {"min_len": 2}}],
+                         keep_stats_in_res_ds=True)
+    report = LocalExecutor(recipe, progress=False).run()
+    rows = read_jsonl(report.outputs[0])
+    assert rows == [{"text": "aa", "k": 1, "__dj__stats__": {"test_len": 2}},
+                    {"text": "bbbb", "k": 2, "__dj__stats__": {"test_len": 4}}]
+
+
+def test_json_array_input(tmp_path):
+    (tmp_path / "in.json").write_text(json.dumps([{"text": "one"}, {"text": "two"}]))
+    recipe = make_recipe(tmp_path, tmp_path / "in.json", [{"test_upper_mapper": None}])
+    report = LocalExecutor(recipe, progress=False).run()
+    assert [r["text"] for r in read_jsonl(report.outputs[0])] == ["ONE", "TWO"]
+
+
+def test_save_to_disk_folder_input(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"text": ["one", "two", "three"]}).save_to_disk(str(tmp_path / "hf"))
+    recipe = make_recipe(tmp_path, tmp_path / "hf", [{"test_upper_mapper": None}])
+    report = LocalExecutor(recipe, progress=False).run()
+    assert [r["text"] for r in read_jsonl(report.outputs[0])] == ["ONE", "TWO", "THREE"]
+
+
+def test_relative_media_paths_resolved_against_dataset_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    ds = write_jsonl(tmp_path / "data" / "in.jsonl", [{"text": "t", "images": ["img/a.jpg", "/abs/b.jpg"]}])
+    recipe = make_recipe(tmp_path, ds, [{"test_upper_mapper": None}])
+    report = LocalExecutor(recipe, progress=False).run()
+    row = read_jsonl(report.outputs[0])[0]
+    assert row["images"] == [str((tmp_path / "data" / "img" / "a.jpg")), "/abs/b.jpg"]
+
+
+def test_row_range_selects_records(tmp_path):
+    ds = write_jsonl(tmp_path / "in.jsonl", [{"text": f"t{i}"} for i in range(20)])
+    recipe = make_recipe(tmp_path, ds, [{"test_upper_mapper": None}])
+    report = LocalExecutor(recipe, progress=False).run(files=[ds], row_range=(5, 12))
+    assert [r["text"] for r in read_jsonl(report.outputs[0])] == [f"T{i}" for i in range(5, 12)]
