@@ -57,6 +57,7 @@ class OpMetrics:
 @dataclass
 class ChunkResult:
     index: int
+    source: str
     n_records: int
     bad: list[dict]
     dropped_ids: np.ndarray  # rows removed by a per-row filter ...
@@ -192,6 +193,7 @@ class ChainRunner:
                                for s in _stats_rows(batch)]
         return ChunkResult(
             index=chunk.index,
+            source=chunk.source,
             n_records=chunk.n_records,
             bad=[b.to_dict() for b in bad],
             dropped_ids=np.concatenate(dropped_ids) if dropped_ids else np.zeros(0, np.int64),
@@ -343,16 +345,17 @@ class LocalExecutor:
     # -- processing ------------------------------------------------------------------------------
 
     def run(self, files: list[Path] | None = None, row_range: tuple[int, int] | None = None,
-            export_path: str | Path | None = None) -> RunReport:
-        """Process the dataset (or ``files`` / one ``row_range`` of them) and export the result."""
+            export_path: str | Path | None = None, outputs: dict[str, Path] | None = None) -> RunReport:
+        """Process the dataset (or ``files`` / one ``row_range`` of them) and export the result.
+
+        ``outputs`` maps each input file to its own output file (one partition in, one out), e.g.
+        for a global deduplication over many partitions; otherwise everything goes to
+        ``export_path`` (default: the recipe's).
+        """
         recipe = self.recipe
         t_start = time.perf_counter()
-        export_path = Path(export_path or recipe.export_path)
-        export_type = recipe.resolved_export_type
-        writer = ParquetWriter(export_path, recipe.export_shard_size) if export_type == "parquet" \
-            else JsonlWriter(export_path, recipe.export_shard_size)
         has_stats = any(isinstance(op, Filter) and op.has_stats for op in self.ops)
-        stats_writer = JsonlWriter(stats_path_for(export_path)) if has_stats else None
+        sinks = _Outputs(Path(export_path or recipe.export_path), outputs, recipe, has_stats)
         report = RunReport(recipe=recipe.project_name)
         n_ops = len(self.ops)
         dedup_pos = [k for k, op in enumerate(self.ops) if isinstance(op, Deduplicator)]
@@ -388,7 +391,7 @@ class LocalExecutor:
                     drop_hist += np.bincount(np.fromiter(drop_of.values(), dtype=np.int64, count=len(drop_of)),
                                              minlength=n_ops + 1)
                 keep_pos = [i for i, rid in enumerate(res.cand_ids.tolist()) if rid not in dedup_dropped]
-                self._write(writer, stats_writer, res, keep_pos)
+                sinks.write(res, keep_pos)
                 report.rows_out += len(keep_pos)
                 if tracer is not None:
                     tracer.add(res.traces, drop_of)
@@ -396,17 +399,14 @@ class LocalExecutor:
                     bar.update(res.n_records)
                     bar.set_postfix(kept=report.rows_out, bad=bad_file.count, refresh=False)
         except BaseException:
-            writer.abort()
-            if stats_writer is not None:
-                stats_writer.abort()
+            sinks.abort()
             bad_file.close()
             raise
         finally:
             if bar is not None:
                 bar.close()
-        report.outputs = [str(p) for p in writer.close()]
-        if stats_writer is not None:
-            report.stats_file = str(stats_writer.close()[0])
+        report.outputs, stats_files = sinks.close()
+        report.stats_file = stats_files[0] if stats_files else None
         report.bad_rows = bad_file.count
         report.bad_rows_file = bad_file.close()
         if tracer is not None:
@@ -425,21 +425,6 @@ class LocalExecutor:
         report.seconds = round(time.perf_counter() - t_start, 3)
         return report
 
-    def _write(self, writer, stats_writer, res: ChunkResult, keep_pos: list[int]) -> None:
-        if res.payload is None:
-            if isinstance(writer, JsonlWriter):
-                writer.write_lines([])
-            return
-        if isinstance(res.payload, pa.Table):
-            writer.write_table(res.payload if len(keep_pos) == res.payload.num_rows
-                               else res.payload.take(pa.array(keep_pos, type=pa.int64())))
-        else:
-            p = res.payload
-            writer.write_lines(p if len(keep_pos) == len(p) else [p[i] for i in keep_pos])
-        if stats_writer is not None and res.stats_lines is not None:
-            s = res.stats_lines
-            stats_writer.write_lines(s if len(keep_pos) == len(s) else [s[i] for i in keep_pos])
-
     # -- analysis ---------------------------------------------------------------------------------
 
     def iter_stats(self, files: list[Path] | None = None, row_range: tuple[int, int] | None = None
@@ -457,6 +442,60 @@ class LocalExecutor:
             bad_file.close()
             if bar is not None:
                 bar.close()
+
+
+class _Outputs:
+    """The output files of a run: one export, or one per input file; all written atomically."""
+
+    def __init__(self, export_path: Path, per_source: dict[str, Path] | None, recipe: Recipe, has_stats: bool):
+        self.export_path = export_path
+        self.per_source = {str(k): Path(v) for k, v in (per_source or {}).items()}
+        self.parquet = recipe.resolved_export_type == "parquet" if not per_source else \
+            all(str(p).endswith(".parquet") for p in self.per_source.values())
+        self.shard_size = recipe.export_shard_size
+        self.has_stats = has_stats
+        self.open: dict[Path, tuple[Any, Any]] = {}
+        if not per_source:
+            self._get(export_path)
+        else:
+            for path in self.per_source.values():
+                self._get(path)
+
+    def _get(self, path: Path):
+        if path not in self.open:
+            writer = ParquetWriter(path, self.shard_size) if self.parquet else JsonlWriter(path, self.shard_size)
+            stats = JsonlWriter(stats_path_for(path)) if self.has_stats else None
+            self.open[path] = (writer, stats)
+        return self.open[path]
+
+    def write(self, res: ChunkResult, keep_pos: list[int]) -> None:
+        path = self.per_source.get(res.source, self.export_path) if self.per_source else self.export_path
+        writer, stats_writer = self._get(path)
+        if res.payload is None:
+            return
+        if isinstance(res.payload, pa.Table):
+            writer.write_table(res.payload if len(keep_pos) == res.payload.num_rows
+                               else res.payload.take(pa.array(keep_pos, type=pa.int64())))
+        else:
+            p = res.payload
+            writer.write_lines(p if len(keep_pos) == len(p) else [p[i] for i in keep_pos])
+        if stats_writer is not None and res.stats_lines is not None:
+            s = res.stats_lines
+            stats_writer.write_lines(s if len(keep_pos) == len(s) else [s[i] for i in keep_pos])
+
+    def abort(self) -> None:
+        for writer, stats in self.open.values():
+            writer.abort()
+            if stats is not None:
+                stats.abort()
+
+    def close(self) -> tuple[list[str], list[str]]:
+        outputs, stats_files = [], []
+        for writer, stats in self.open.values():
+            outputs.extend(str(p) for p in writer.close())
+            if stats is not None:
+                stats_files.extend(str(p) for p in stats.close())
+        return outputs, stats_files
 
 
 def _kind(op: OP) -> str:
