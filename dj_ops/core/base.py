@@ -188,12 +188,26 @@ def _to_float(v: Any) -> float:
 class DedupIndex:
     """Coordinator-side state of a deduplicator: sees every row's keys in input order.
 
+    A *streaming* index (exact duplicates: clusters are equal keys) decides each row on arrival:
     ``check`` returns, per row, ``None`` when the row is the first of its cluster (kept) or the
     row id of an earlier row it duplicates.  Rows are fed strictly in input order, so "the first
     occurrence survives" holds across batches and worker processes.
+
+    A non-streaming index (near duplicates: clusters are connected components, which a later row
+    can join) collects every key with ``add`` and decides once with ``finalize``, which returns
+    ``{removed row id: row id of the cluster's survivor}``; the survivor of each cluster is its
+    first row in input order.  The executor holds the rows back (spilled to disk) until then.
     """
 
+    streaming: ClassVar[bool] = True
+
     def check(self, row_ids: Sequence[int], keys: Sequence[Any]) -> list[int | None]:
+        raise NotImplementedError
+
+    def add(self, row_ids: Sequence[int], keys: Sequence[Any]) -> None:
+        raise NotImplementedError
+
+    def finalize(self) -> dict[int, int]:
         raise NotImplementedError
 
     def summary(self) -> dict[str, Any]:
