@@ -254,3 +254,77 @@ def test_row_range_selects_records(tmp_path):
     recipe = make_recipe(tmp_path, ds, [{"test_upper_mapper": None}])
     report = LocalExecutor(recipe, progress=False).run(files=[ds], row_range=(5, 12))
     assert [r["text"] for r in read_jsonl(report.outputs[0])] == [f"T{i}" for i in range(5, 12)]
+
+
+class _SharedTokenIndex:
+    """Test index: rows sharing any token are linked; a component keeps its first row."""
+
+    streaming = False
+
+    def __init__(self):
+        self.rows: list[tuple[int, set]] = []
+
+    def add(self, row_ids, keys):
+        self.rows.extend(zip(row_ids, keys))
+
+    def finalize(self):
+        parent = {rid: rid for rid, _ in self.rows}
+
+        def find(x):
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        owner: dict[str, int] = {}
+        for rid, toks in self.rows:
+            for t in toks:
+                if t in owner:
+                    a, b = find(owner[t]), find(rid)
+                    parent[max(a, b)] = min(a, b)
+                else:
+                    owner[t] = rid
+        return {rid: find(rid) for rid, _ in self.rows if find(rid) != rid}
+
+    def summary(self):
+        return {"rows": len(self.rows)}
+
+
+if "test_token_dedup" not in OPERATORS:
+    @register("test_token_dedup")
+    class TokenDedup(Deduplicator):
+        def compute_hash(self, batch):
+            return [set(t.split()) for t in self.texts(batch)]
+
+        def new_index(self):
+            return _SharedTokenIndex()
+
+
+@pytest.mark.parametrize("np_", [1, 2])
+def test_near_duplicate_barrier_removes_whole_components(tmp_path, np_):
+    # "b c" links "a b" (row 0) and "c d" (row 2) only through a later row: both later rows go
+    texts = ["a b", "x y", "c d", "b c", "zz", "q", "y w", "tiny"]
+    ds = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in texts])
+    chain = [{"test_len_filter": {"min_len": 2}}, {"test_token_dedup": None},
+             {"test_upper_mapper": None}, {"test_len_filter": {"max_len": 3}}]
+    recipe = make_recipe(tmp_path, ds, chain, np=np_, batch_size=2, open_tracer=True)
+    report = LocalExecutor(recipe, progress=False).run()
+    assert [r["text"] for r in read_jsonl(report.outputs[0])] == ["A B", "X Y", "ZZ"]
+    assert [o["rows_out"] for o in report.ops] == [7, 4, 4, 3]
+    stats = read_jsonl(report.stats_file)
+    assert [s["__dj__stats__"]["test_len"] for s in stats] == [3, 3, 2]
+    pairs = read_jsonl(Path(report.trace_dir) / "duplicate-test_token_dedup.jsonl")
+    assert pairs[0] == {"dup1": {"text": "a b", "__dj__stats__": {"test_len": 3}},
+                        "dup2": {"text": "c d", "__dj__stats__": {"test_len": 3}}}
+    assert not list(tmp_path.glob("out/.spill-*"))
+
+
+def test_barrier_with_one_output_per_input_file(tmp_path):
+    a = write_jsonl(tmp_path / "a.jsonl", [{"text": "p q"}, {"text": "r s"}])
+    b = write_jsonl(tmp_path / "b.jsonl", [{"text": "q t"}, {"text": "u v"}])
+    recipe = make_recipe(tmp_path, a, [{"test_token_dedup": None}])
+    outs = {str(a): tmp_path / "o" / "a.jsonl", str(b): tmp_path / "o" / "b.jsonl"}
+    report = LocalExecutor(recipe, progress=False).run(files=[a, b], outputs=outs)
+    assert [r["text"] for r in read_jsonl(outs[str(a)])] == ["p q", "r s"]
+    assert [r["text"] for r in read_jsonl(outs[str(b)])] == ["u v"]
+    assert report.rows_out == 3

@@ -318,9 +318,13 @@ class LocalExecutor:
 
     # -- chunk production and parallel map ------------------------------------------------------
 
-    def _chunks(self, files: list[Path] | None, row_range: tuple[int, int] | None) -> Iterator[Chunk]:
+    def _chunks(self, files: list[Path] | None, row_range: tuple[int, int] | None,
+                skip: dict[str, np.ndarray] | None = None) -> Iterator[Chunk]:
         files = files if files is not None else resolve_inputs(self.recipe.dataset_path, self.recipe.suffixes or None)
-        return iter_chunks(files, batch_size=self.recipe.batch_size, row_range=row_range)
+        chunks = iter_chunks(files, batch_size=self.recipe.batch_size, row_range=row_range)
+        if not skip:
+            return chunks
+        return (_with_skip(c, skip.get(c.source)) for c in chunks)
 
     def _map(self, chunks: Iterable[Chunk], analyze: bool) -> Iterator[ChunkResult]:
         np_ = max(1, min(self.recipe.np, os.cpu_count() or 1))
@@ -345,13 +349,81 @@ class LocalExecutor:
     # -- processing ------------------------------------------------------------------------------
 
     def run(self, files: list[Path] | None = None, row_range: tuple[int, int] | None = None,
-            export_path: str | Path | None = None, outputs: dict[str, Path] | None = None) -> RunReport:
+            export_path: str | Path | None = None, outputs: dict[str, Path] | None = None,
+            skip: dict[str, np.ndarray] | None = None, append_bad_rows: bool = False) -> RunReport:
         """Process the dataset (or ``files`` / one ``row_range`` of them) and export the result.
 
         ``outputs`` maps each input file to its own output file (one partition in, one out), e.g.
         for a global deduplication over many partitions; otherwise everything goes to
-        ``export_path`` (default: the recipe's).
+        ``export_path`` (default: the recipe's).  ``skip`` maps an input file to a boolean mask
+        over its records: masked records are left out (already decided elsewhere).
+
+        A near-duplicate deduplicator needs every row's keys before it can decide (a later row
+        can link two earlier ones), so the chain is cut there: the rows before it are spilled to
+        disk with their stats, the index decides, and the rest of the chain runs on the spill.
         """
+        cut = self._barrier()
+        if cut is None:
+            return self._run_pass(files, row_range, export_path, outputs, skip, append_bad_rows)
+        return self._run_with_barrier(cut, files, row_range, export_path, outputs, skip, append_bad_rows)
+
+    def _barrier(self) -> int | None:
+        for k, op in enumerate(self.ops):
+            if isinstance(op, Deduplicator) and not op.new_index().streaming:
+                return k
+        return None
+
+    def _run_with_barrier(self, cut, files, row_range, export_path, outputs, skip, append_bad_rows) -> RunReport:
+        import shutil
+
+        recipe = self.recipe
+        t_start = time.perf_counter()
+        files = files if files is not None else resolve_inputs(recipe.dataset_path, recipe.suffixes or None)
+        spill_dir = self.work_dir / f".spill-{os.getpid()}-{time.time_ns()}"
+        spill = {str(f): spill_dir / f"{i:05d}.jsonl" for i, f in enumerate(files)}
+        head = recipe.model_copy(update={
+            "process": recipe.process[: cut + 1], "keep_stats_in_res_ds": True, "export_type": "jsonl",
+            "export_shard_size": 0})
+        first = LocalExecutor(head, progress=self.progress, bad_rows_path=self.bad_rows_path, log=self.log)
+        try:
+            rep1 = first._run_pass(files, row_range, None, spill, skip, append_bad_rows, hold_back=cut)
+            index = first.held_index
+            removed = index.finalize()
+            removed_ids = np.fromiter(removed.keys(), dtype=np.int64, count=len(removed))
+            spill_skip = {str(spill[src]): np.isin(ids, removed_ids) for src, ids in first.held_ids.items()}
+            rest = recipe.model_copy(update={"process": recipe.process[cut + 1:]})
+            second = LocalExecutor(rest, progress=self.progress, bad_rows_path=self.bad_rows_path, log=self.log)
+            spilled = [spill[str(f)] for f in files]
+            final_outputs = {str(spill[str(f)]): Path(outputs[str(f)]) for f in files} if outputs else None
+            rep2 = second.run(spilled, None, export_path, final_outputs, spill_skip, append_bad_rows=True)
+            pairs = _dedup_pairs(removed, first.held_ids, spill, recipe.trace_num) \
+                if recipe.open_tracer and (not recipe.op_list_to_trace or self.ops[cut].name in recipe.op_list_to_trace) \
+                else None
+        finally:
+            shutil.rmtree(spill_dir, ignore_errors=True)
+        report = rep2
+        op_cut = dict(rep1.ops[cut])
+        op_cut["rows_out"] = op_cut["rows_in"] - len(removed)
+        report.ops = rep1.ops[:cut] + [op_cut] + rep2.ops
+        report.rows_in, report.rows_valid = rep1.rows_in, rep1.rows_valid
+        report.bad_rows += rep1.bad_rows
+        report.bad_rows_file = rep2.bad_rows_file or rep1.bad_rows_file
+        report.dedup = {**rep1.dedup, self.ops[cut].name: index.summary(), **rep2.dedup}
+        if pairs is not None:
+            trace_dir = self.work_dir / "trace"
+            trace_dir.mkdir(parents=True, exist_ok=True)
+            with open(trace_dir / f"duplicate-{self.ops[cut].name}.jsonl", "wb") as fh:
+                for pair in pairs:
+                    fh.write(orjson.dumps(pair) + b"\n")
+            report.trace_dir = str(trace_dir)
+        report.seconds = round(time.perf_counter() - t_start, 3)
+        return report
+
+    def _run_pass(self, files, row_range, export_path, outputs, skip, append_bad_rows,
+                  hold_back: int | None = None) -> RunReport:
+        """One streaming pass.  With ``hold_back`` = position of a (last) near-duplicate
+        deduplicator, its keys are collected in ``self.held_index`` and every row is kept; the
+        ids of the written rows per input file go to ``self.held_ids``."""
         recipe = self.recipe
         t_start = time.perf_counter()
         has_stats = any(isinstance(op, Filter) and op.has_stats for op in self.ops)
@@ -360,13 +432,14 @@ class LocalExecutor:
         n_ops = len(self.ops)
         dedup_pos = [k for k, op in enumerate(self.ops) if isinstance(op, Deduplicator)]
         indexes = {k: self.ops[k].new_index() for k in dedup_pos}
+        held: dict[str, list[np.ndarray]] = collections.defaultdict(list)
         drop_hist = np.zeros(n_ops + 1, dtype=np.int64)
         totals = [OpMetrics() for _ in self.ops]
         tracer = _TraceCollector(self.ops, recipe, self.work_dir) if recipe.open_tracer else None
-        bad_file = _BadRowSink(self.bad_rows_path)
+        bad_file = _BadRowSink(self.bad_rows_path, append=append_bad_rows)
         bar = _progress(self.progress, recipe.project_name)
         try:
-            for res in self._map(self._chunks(files, row_range), analyze=False):
+            for res in self._map(self._chunks(files, row_range, skip), analyze=False):
                 report.rows_in += res.n_records
                 bad_file.write(res.bad)
                 for tot, m in zip(totals, res.metrics):
@@ -377,6 +450,9 @@ class LocalExecutor:
                     ids, keys, texts = res.dedup.get(k, (np.zeros(0, np.int64), [], None))
                     sel = [i for i, rid in enumerate(ids.tolist()) if rid not in dedup_dropped]
                     sel_ids = [int(ids[i]) for i in sel]
+                    if k == hold_back:
+                        indexes[k].add(sel_ids, [keys[i] for i in sel])
+                        continue
                     dup_of = indexes[k].check(sel_ids, [keys[i] for i in sel])
                     for j, (rid, d) in enumerate(zip(sel_ids, dup_of)):
                         if d is not None:
@@ -393,6 +469,8 @@ class LocalExecutor:
                 keep_pos = [i for i, rid in enumerate(res.cand_ids.tolist()) if rid not in dedup_dropped]
                 sinks.write(res, keep_pos)
                 report.rows_out += len(keep_pos)
+                if hold_back is not None:
+                    held[res.source].append(res.cand_ids[keep_pos])
                 if tracer is not None:
                     tracer.add(res.traces, drop_of)
                 if bar is not None:
@@ -421,7 +499,11 @@ class LocalExecutor:
                 "cpu_seconds": round(totals[k].seconds, 3),
             })
             prev = remaining[k]
-        report.dedup = {self.ops[k].name: indexes[k].summary() for k in dedup_pos}
+        report.dedup = {self.ops[k].name: indexes[k].summary() for k in dedup_pos if k != hold_back}
+        if hold_back is not None:
+            self.held_index = indexes[hold_back]
+            self.held_ids = {src: np.concatenate(parts) if parts else np.zeros(0, np.int64)
+                             for src, parts in held.items()}
         report.seconds = round(time.perf_counter() - t_start, 3)
         return report
 
@@ -510,11 +592,36 @@ def _progress(enabled: bool, desc: str):
     return tqdm(desc=desc, unit=" rows", mininterval=0.5, file=sys.stderr)
 
 
-class _BadRowSink:
-    """Appends bad rows (file, line, reason, raw) to a JSON-lines file, created on first use."""
+def _with_skip(chunk: Chunk, mask: np.ndarray | None) -> Chunk:
+    if mask is not None:
+        offset = chunk.first_line - 1
+        chunk.skip = np.flatnonzero(mask[offset: offset + chunk.n_records])
+    return chunk
 
-    def __init__(self, path: Path):
+
+def _dedup_pairs(removed: dict[int, int], held_ids: dict[str, np.ndarray], spill: dict[str, Path],
+                 limit: int) -> list[dict]:
+    """Texts of the first ``limit`` removed rows and their survivors, read back from the spill."""
+    chosen = sorted(removed)[:limit]
+    wanted = set(chosen) | {removed[r] for r in chosen}
+    texts: dict[int, Any] = {}
+    for src, ids in held_ids.items():
+        positions = {int(p): int(ids[p]) for p in np.flatnonzero(np.isin(ids, list(wanted)))}
+        if not positions:
+            continue
+        with open(spill[src], "rb") as fh:
+            for pos, line in enumerate(fh):
+                if pos in positions:
+                    texts[positions[pos]] = orjson.loads(line)
+    return [{"dup1": texts.get(removed[r]), "dup2": texts.get(r)} for r in chosen]
+
+
+class _BadRowSink:
+    """Writes bad rows (file, line, reason, raw) to a JSON-lines file, created on first use."""
+
+    def __init__(self, path: Path, append: bool = False):
         self.path = path
+        self.append = append
         self.fh = None
         self.count = 0
 
@@ -523,7 +630,7 @@ class _BadRowSink:
             return
         if self.fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fh = open(self.path, "wb")
+            self.fh = open(self.path, "ab" if self.append else "wb")
         for r in rows:
             self.fh.write(orjson.dumps(r) + b"\n")
         self.count += len(rows)

@@ -12,13 +12,14 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..core.batch import Batch
+from ..core.constants import Fields
 
 CHUNK_MAX_BYTES = 8 << 20
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson")
@@ -38,6 +39,7 @@ class Chunk:
     table: pa.RecordBatch | None = None
     base_dir: str = ""  # folder against which relative media paths are resolved
     nbytes: int = 0
+    skip: Any = None  # offsets of records to leave out (decided by an earlier pass)
 
 
 @dataclass
@@ -246,8 +248,11 @@ def parse_chunk(chunk: Chunk, text_key: str | None = None) -> ParsedChunk:
         records = enumerate(chunk.table.to_pylist())
     else:
         records = _decode_lines(chunk)
+    skip = set(chunk.skip.tolist()) if chunk.skip is not None and len(chunk.skip) else ()
     rows, ids, lines, bad = [], [], [], []
     for i, obj in records:
+        if i in skip:
+            continue
         line_no = chunk.first_line + i
         if isinstance(obj, BadRow):
             bad.append(obj)
@@ -260,7 +265,21 @@ def parse_chunk(chunk: Chunk, text_key: str | None = None) -> ParsedChunk:
         rows.append(obj)
         ids.append(chunk.first_row + i)
         lines.append(line_no)
-    return ParsedChunk(Batch.from_rows(rows, row_ids=ids), bad, lines)
+    batch = Batch.from_rows(rows, row_ids=ids)
+    _adopt_stats(batch)
+    return ParsedChunk(batch, bad, lines)
+
+
+def _adopt_stats(batch: Batch) -> None:
+    """Stats already in the data (``__dj__stats__``) are reused, never recomputed (as upstream)."""
+    col = batch.columns.get(Fields.stats)
+    if col is None or not all(isinstance(v, dict) for v in col):
+        return
+    del batch.columns[Fields.stats]
+    keys: dict[str, None] = {}
+    for v in col:
+        keys.update(dict.fromkeys(v))
+    batch.stats = {k: [v.get(k) for v in col] for k in keys}
 
 
 def _decode_lines(chunk: Chunk) -> Iterator[tuple[int, dict | BadRow]]:
