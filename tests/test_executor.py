@@ -247,3 +247,11 @@ def test_barrier_with_one_output_per_input_file(tmp_path):
     assert [r["text"] for r in read_jsonl(outs[str(a)])] == ["p q", "r s"]
     assert [r["text"] for r in read_jsonl(outs[str(b)])] == ["u v"]
     assert report.rows_out == 3
+
+
+def test_data_juicer_stats_compat_reproduces_its_float_round_trip(tmp_path):
+    from dj_ops.core.executor import ChainRunner
+
+    ds = write_jsonl(tmp_path / "in.jsonl", [{"text": "x"}])
+    recipe = make_recipe(tmp_path, ds, [{"test_len_filter": None}], data_juicer_stats_compat=True)
+    assert ChainRunner(recipe).stats_compat([451 / 550, 3, [0.3]]) == [0.8200000000000001, 3, [0.30000000000000004]]

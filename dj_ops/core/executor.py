@@ -88,6 +88,7 @@ class ChainRunner:
         self.trace_num = recipe.trace_num
         self.has_stats = any(isinstance(op, Filter) and op.has_stats for op in self.ops)
         self.media_keys = [getattr(recipe, k) for k in MEDIA_KEYS]
+        self.stats_compat = _data_juicer_stats_roundtrip() if recipe.data_juicer_stats_compat else None
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -143,6 +144,9 @@ class ChainRunner:
             if isinstance(op, Filter):
                 def stats_step(b: Batch, op: Filter = op) -> Batch:
                     op.ensure_stats(b)
+                    if self.stats_compat is not None:
+                        for key in op.stats_keys:
+                            b.stats[key] = self.stats_compat(b.stats[key])
                     return b
 
                 batch = self._isolate(op, batch, stats_step, chunk, bad, m)
@@ -217,6 +221,15 @@ class ChainRunner:
         dumps = orjson.dumps
         opt = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
         return [dumps(r, option=opt) for r in rows]
+
+
+def _data_juicer_stats_roundtrip() -> Callable[[list], list]:
+    """Data-Juicer 1.6.1 stores stats as JSON through pandas' ujson (10 significant decimals) and
+    decides on the values read back, e.g. 451/550 = 0.82 becomes 0.8200000000000001 and fails
+    ``max_ratio: 0.82``.  Reproducing that makes row-exact comparisons with it possible."""
+    from pandas.io.json import ujson_dumps, ujson_loads
+
+    return lambda values: ujson_loads(ujson_dumps(values))
 
 
 def _stats_rows(batch: Batch) -> list[dict]:

@@ -45,8 +45,41 @@ class OpSpec(BaseModel):
         return cls(**kwargs)
 
 
+class StageSpec(BaseModel):
+    """One named stage of a recipe: ``ops`` consecutive entries of ``process``.
+
+    ``ops`` is either how many entries the stage holds or their OP names in order (checked
+    against ``process``).  Under Dagster every stage is one partitioned asset named ``name``;
+    its keep ratio (rows out / rows in, per partition) is checked against the bounds.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    ops: int | list[str]
+    min_keep_ratio: float = 0.0
+    max_keep_ratio: float = 1.0
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if not v.isidentifier() or not v.isascii():
+            raise ValueError("must be a Python-style identifier (letters, digits, underscores)")
+        return v
+
+    @field_validator("ops")
+    @classmethod
+    def _some_ops(cls, v: int | list[str]) -> int | list[str]:
+        if (v if isinstance(v, int) else len(v)) < 1:
+            raise ValueError("a stage holds at least one OP")
+        return v
+
+
 class Recipe(BaseModel):
-    """The recipe keys this project understands (Data-Juicer's names and defaults)."""
+    """The recipe keys this project understands (Data-Juicer's names and defaults).
+
+    The keys under "orchestration" are this project's own (Data-Juicer has none of them); the
+    local executor ignores them.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -70,6 +103,9 @@ class Recipe(BaseModel):
     batch_size: int = 1000
     skip_op_error: bool = True
     op_fusion: bool = False
+    #: reproduce Data-Juicer 1.6.1's lossy JSON round trip of stats values before filters decide
+    #: (this project's own key; only for row-exact comparisons with Data-Juicer)
+    data_juicer_stats_compat: bool = False
     fusion_strategy: Literal["greedy", "probe"] = "probe"
     # accepted for compatibility with Data-Juicer recipes; streaming execution has no HF cache
     use_cache: bool = True
@@ -107,6 +143,18 @@ class Recipe(BaseModel):
     hpo_config: str | None = None
     data_probe_algo: str = "uniform"
     data_probe_ratio: float = 1.0
+    # orchestration (the Dagster layer, dj_assets)
+    #: named stages, each one partitioned asset; default: split ``process`` at global OPs (dedup)
+    stages: list[StageSpec] | None = None
+    #: cron expression: a schedule re-runs the whole recipe (every partition)
+    schedule: str | None = None
+    #: folder watched by the recipe's inbox sensor: each new file becomes a partition and a run
+    inbox_path: str | None = None
+    #: input files with more rows than this are split into partitions of this many rows (0: never)
+    partition_rows: int = 100_000
+    #: bounds of the overall keep ratio (exported rows / input rows), an asset check on the export
+    min_keep_ratio: float = 0.0
+    max_keep_ratio: float = 1.0
     # the processing chain
     process: list[OpSpec] = Field(default_factory=list)
 
@@ -122,6 +170,21 @@ class Recipe(BaseModel):
     def _non_negative(cls, v: int) -> int:
         if v < 0:
             raise ValueError("must be >= 0 (bytes per shard; 0 = one file)")
+        return v
+
+    @field_validator("partition_rows")
+    @classmethod
+    def _rows_non_negative(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must be >= 0 (rows per partition; 0 = one partition per file)")
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        # the full syntax is checked by Dagster when the schedule is built; this catches typos early
+        if v is not None and not v.startswith("@") and len(v.split()) != 5:
+            raise ValueError("must be a 5-field cron expression such as '0 3 * * *' (or @daily, @hourly ...)")
         return v
 
     @property
