@@ -255,3 +255,16 @@ def test_data_juicer_stats_compat_reproduces_its_float_round_trip(tmp_path):
     ds = write_jsonl(tmp_path / "in.jsonl", [{"text": "x"}])
     recipe = make_recipe(tmp_path, ds, [{"test_len_filter": None}], data_juicer_stats_compat=True)
     assert ChainRunner(recipe).stats_compat([451 / 550, 3, [0.3]]) == [0.8200000000000001, 3, [0.30000000000000004]]
+
+
+@pytest.mark.parametrize("np_", [1, 2])
+def test_rows_marked_bad_by_an_op_are_set_aside(tmp_path, np_):
+    texts = ["ok 1", "corrupt a", "ok 2", "ok 3", "corrupt b", "ok 4"]
+    ds = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in texts])
+    recipe = make_recipe(tmp_path, ds, [{"test_picky_filter": None}, {"test_upper_mapper": None}], np=np_)
+    report = LocalExecutor(recipe, progress=False).run()
+    assert [r["text"] for r in read_jsonl(report.outputs[0])] == ["OK 1", "OK 2", "OK 3", "OK 4"]
+    bad = read_jsonl(report.bad_rows_file)
+    assert [(b["line"], b["reason"]) for b in bad] == [(2, "test_picky_filter: unreadable media"),
+                                                       (5, "test_picky_filter: unreadable media")]
+    assert report.ops[0]["errors"] == 2 and report.bad_rows == 2

@@ -73,6 +73,24 @@ def _register_test_ops():
         def new_index(self):
             return _SharedTokenIndex()
 
+    @register("test_picky_filter")
+    class PickyFilter(Filter):
+        """Marks rows containing 'corrupt' as bad input instead of raising."""
+
+        stat_bounds = {"test_picky": ("min_v", None)}
+
+        def __init__(self, min_v: int = 0, **kwargs):
+            super().__init__(**kwargs)
+            self.min_v = min_v
+
+        def compute_stats(self, batch):
+            vals = []
+            for i, t in enumerate(self.texts(batch)):
+                if "corrupt" in t:
+                    batch.mark_bad(i, "unreadable media")
+                vals.append(len(t))
+            batch.stats["test_picky"] = vals
+
     @register("test_raising_mapper")
     class RaisingMapper(TextMapper):
         def process_text(self, text: str) -> str:

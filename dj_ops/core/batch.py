@@ -14,7 +14,7 @@ import numpy as np
 
 
 class Batch:
-    __slots__ = ("columns", "stats", "cache", "row_ids")
+    __slots__ = ("columns", "stats", "cache", "row_ids", "bad")
 
     def __init__(
         self,
@@ -28,6 +28,8 @@ class Batch:
         self.row_ids = np.arange(n, dtype=np.int64) if row_ids is None else np.asarray(row_ids, dtype=np.int64)
         self.stats = stats if stats is not None else {}
         self.cache = cache if cache is not None else {}
+        #: rows an OP could not process (position -> reason), set aside by the executor after the OP
+        self.bad: dict[int, str] = {}
 
     @classmethod
     def from_rows(cls, rows: list[dict], row_ids: Sequence[int] | None = None) -> "Batch":
@@ -72,6 +74,14 @@ class Batch:
             val = compute()
             self.cache[key] = val
         return val
+
+    def mark_bad(self, position: int, reason: str) -> None:
+        """Report that row ``position`` is bad input (a missing or corrupt image, ...).
+
+        The OP still writes a placeholder value for that row; the executor removes the row after
+        the OP and writes it to the bad-rows file with the reason, and the run goes on.
+        """
+        self.bad.setdefault(position, reason)
 
     def set_column(self, key: str, values: list) -> None:
         self.columns[key] = values

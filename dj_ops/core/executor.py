@@ -105,9 +105,11 @@ class ChainRunner:
 
     def _isolate(self, op: OP, batch: Batch, step: Callable[[Batch], Batch], chunk: Chunk,
                  bad: list[BadRow], metrics: OpMetrics) -> Batch:
-        """Apply ``step``; if it raises, retry row by row and set failing rows aside as bad input."""
+        """Apply ``step``; if it raises, retry row by row and set failing rows aside as bad input.
+
+        Rows the OP itself marked bad (``Batch.mark_bad``) are set aside too."""
         try:
-            return step(batch)
+            return self._set_aside(op, step(batch), chunk, bad, metrics)
         except Exception:
             if not op.skip_op_error:
                 raise
@@ -115,13 +117,25 @@ class ChainRunner:
         for i in range(len(batch)):
             single = batch.take(np.array([i]))
             try:
-                parts.append(step(single))
+                parts.append(self._set_aside(op, step(single), chunk, bad, metrics))
             except Exception as exc:  # noqa: BLE001 - any OP failure on a row is reported, not fatal
                 metrics.errors += 1
-                line = chunk.first_line + int(single.row_ids[0]) - chunk.first_row
-                bad.append(BadRow(chunk.source, line, f"{op.name} raised {type(exc).__name__}: {exc}",
-                                  _row_preview(single, 0)))
+                bad.append(BadRow(chunk.source, _line_of(chunk, single, 0),
+                                  f"{op.name} raised {type(exc).__name__}: {exc}", _row_preview(single, 0)))
         return concat_batches(parts)
+
+    @staticmethod
+    def _set_aside(op: OP, batch: Batch, chunk: Chunk, bad: list[BadRow], metrics: OpMetrics) -> Batch:
+        if not batch.bad:
+            return batch
+        marked, batch.bad = batch.bad, {}
+        for pos, reason in sorted(marked.items()):
+            metrics.errors += 1
+            bad.append(BadRow(chunk.source, _line_of(chunk, batch, pos), f"{op.name}: {reason}",
+                              _row_preview(batch, pos)))
+        keep = np.ones(len(batch), dtype=bool)
+        keep[list(marked)] = False
+        return batch.take(keep)
 
     # -- the chain ----------------------------------------------------------------------------
 
@@ -236,6 +250,10 @@ def _stats_rows(batch: Batch) -> list[dict]:
     keys = list(batch.stats)
     cols = [batch.stats[k] for k in keys]
     return [dict(zip(keys, vals)) for vals in zip(*cols)] if keys else [{} for _ in range(len(batch))]
+
+
+def _line_of(chunk: Chunk, batch: Batch, pos: int) -> int:
+    return chunk.first_line + int(batch.row_ids[pos]) - chunk.first_row
 
 
 def _row_preview(batch: Batch, i: int, limit: int = 2000) -> str:
