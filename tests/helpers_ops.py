@@ -24,6 +24,11 @@ def run_op(op, samples: list[dict]) -> tuple[list[dict], Batch]:
     elif isinstance(op, Deduplicator):
         keys = op.compute_hash(batch)
         index = op.new_index()
-        dup_of = index.check(batch.row_ids.tolist(), keys)
-        batch = batch.take([d is None for d in dup_of])
+        if index.streaming:
+            dup_of = index.check(batch.row_ids.tolist(), keys)
+            batch = batch.take([d is None for d in dup_of])
+        else:
+            index.add(batch.row_ids.tolist(), keys)
+            removed = index.finalize()
+            batch = batch.take([rid not in removed for rid in batch.row_ids.tolist()])
     return batch.rows(), batch
