@@ -45,6 +45,11 @@ def _load(argv: list[str] | None, prog: str, description: str, analyzer: bool):
     ap.add_argument("--config", help="recipe YAML file (Data-Juicer format)")
     if analyzer:
         ap.add_argument("--auto", action="store_true", help="analyze the first --auto_num rows of --dataset_path with every stats filter")
+    if not analyzer:
+        ap.add_argument("--executor", choices=("dagster", "local"), default="dagster",
+                        help="dagster (default): run as the recipe's Dagster job in the persistent instance "
+                             "($DAGSTER_HOME, default <repo>/.dagster_home), so the run shows in the UI; "
+                             "local: the engine alone, no Dagster")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--report", help="write the run report as JSON to this path")
     args, rest = ap.parse_known_args(argv)
@@ -72,14 +77,26 @@ def _auto_recipe(overrides: dict[str, Any]):
 
 def process_main(argv: list[str] | None = None) -> int:
     from .core.executor import LocalExecutor
+    from .core.faults import WorkerCrashed
 
     try:
         args, recipe = _load(argv, "dj-process", "Process a dataset with a Data-Juicer recipe.", analyzer=False)
-        executor = LocalExecutor(recipe, progress=False if args.no_progress else None)
+        if args.executor == "dagster":
+            # imported only here: the engine and --executor local never load Dagster
+            from dj_assets.process import process_with_dagster
+
+            return process_with_dagster(recipe, args.config, args.report)
+        executor_cls = LocalExecutor
+        if recipe.executor_type == "ray":
+            from .core.ray_executor import RayExecutor as executor_cls
+        executor = executor_cls(recipe, progress=False if args.no_progress else None)
         report = executor.run()
     except (RecipeError, DatasetFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except WorkerCrashed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     print(report.table())
     print(f"\n{report.rows_in} rows read, {report.bad_rows} bad, {report.rows_out} written in {report.seconds:.1f} s")
     for p in report.outputs:

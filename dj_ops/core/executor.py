@@ -11,11 +11,13 @@ size; output order is the input order whatever ``np`` is.
 from __future__ import annotations
 
 import collections
+import itertools
 import multiprocessing as mp
 import os
 import sys
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -24,11 +26,14 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from ..io.readers import BadRow, Chunk, iter_chunks, parse_chunk, resolve_inputs
+from ..io.readers import BadRow, Chunk, DatasetFormatError, iter_chunks, parse_chunk, resolve_inputs
 from ..io.writers import JsonlWriter, ParquetWriter, stats_path_for
 from .base import Deduplicator, Filter, Mapper, OP
 from .batch import Batch, concat_batches
+from . import checkpoint
 from .constants import Fields
+from .faults import die_with_parent, worker_crashed
+from .fusion import Plan, build_plan, sequential_plan, shared_slice
 from .recipe import Recipe
 
 MEDIA_KEYS = ("image_key", "video_key", "audio_key")
@@ -71,12 +76,26 @@ class ChunkResult:
     traces: dict[int, list[dict]]
 
 
+@dataclass
+class _ChunkState:
+    """What running the chain on one chunk accumulates (per-OP metrics, drops, dedup keys ...)."""
+
+    chunk: Chunk
+    bad: list[BadRow]
+    metrics: list[OpMetrics]
+    traces: dict[int, list[dict]] = field(default_factory=dict)
+    dropped_ids: list[np.ndarray] = field(default_factory=list)
+    dropped_at: list[np.ndarray] = field(default_factory=list)
+    dedup: dict[int, tuple[np.ndarray, list, list | None]] = field(default_factory=dict)
+
+
 class ChainRunner:
     """Runs the per-row part of an OP chain on one chunk (lives in each worker process)."""
 
-    def __init__(self, recipe: Recipe, analyze: bool = False):
+    def __init__(self, recipe: Recipe, analyze: bool = False, plan: dict | None = None):
         self.recipe = recipe
         self.ops: list[OP] = recipe.build_ops()
+        self.plan = Plan.from_dict(plan) if plan else sequential_plan(self.ops)
         self.analyze = analyze
         self.text_key = recipe.text_key
         self.needs_text = any(op.uses_text for op in self.ops)
@@ -141,65 +160,17 @@ class ChainRunner:
 
     def run(self, chunk: Chunk) -> ChunkResult:
         parsed = parse_chunk(chunk, self.text_key if self.needs_text else None)
-        bad = parsed.bad
         batch = parsed.batch
         self._resolve_media(batch, chunk.base_dir)
-        metrics = [OpMetrics() for _ in self.ops]
-        traces: dict[int, list[dict]] = {}
-        dropped_ids: list[np.ndarray] = []
-        dropped_at: list[np.ndarray] = []
-        dedup: dict[int, tuple[np.ndarray, list, list | None]] = {}
-
-        for k, op in enumerate(self.ops):
-            m = metrics[k]
-            m.rows_in = len(batch)
-            t0 = time.perf_counter()
-            tracing = k in self.trace_ops
-            if isinstance(op, Filter):
-                def stats_step(b: Batch, op: Filter = op) -> Batch:
-                    op.ensure_stats(b)
-                    if self.stats_compat is not None:
-                        for key in op.stats_keys:
-                            b.stats[key] = self.stats_compat(b.stats[key])
-                    return b
-
-                batch = self._isolate(op, batch, stats_step, chunk, bad, m)
-                if not self.analyze and len(batch):
-                    mask = np.asarray(op.keep(batch), dtype=bool)
-                    if not mask.all():
-                        gone = batch.row_ids[~mask]
-                        dropped_ids.append(gone)
-                        dropped_at.append(np.full(len(gone), k, dtype=np.int32))
-                        if tracing:
-                            traces[k] = _filter_traces(batch, ~mask, self.trace_num)
-                        batch = batch.take(mask)
-            elif self.analyze:
-                pass  # the analyzer computes stats only: mappers and deduplicators do not run
-            elif isinstance(op, Mapper):
-                before = list(batch.columns.get(op.text_key, []))
-                before_ids = batch.row_ids
-                batch = self._isolate(op, batch, op.process_batched, chunk, bad, m)
-                if len(batch) == len(before) and (before_ids == batch.row_ids).all():
-                    after = batch.columns.get(op.text_key, [])
-                    m.changed = sum(1 for a, b in zip(before, after) if a is not b and a != b)
-                    if tracing and m.changed:
-                        traces[k] = _mapper_traces(before, batch, op.text_key, self.trace_num)
-            elif isinstance(op, Deduplicator):
-                key_col = f"__dj__dedup_key_{k}"
-
-                def hash_step(b: Batch, op: Deduplicator = op) -> Batch:
-                    b.cache[key_col] = op.compute_hash(b)
-                    return b
-
-                batch = self._isolate(op, batch, hash_step, chunk, bad, m)
-                keys = batch.cache.pop(key_col, [])
-                texts = list(batch.columns.get(op.text_key, [])) if tracing else None
-                dedup[k] = (batch.row_ids.copy(), keys, texts)
+        st = _ChunkState(chunk, parsed.bad, [OpMetrics() for _ in self.ops])
+        for step in self.plan.steps:
+            if step.slice_from is None:
+                for k in step.positions:
+                    batch = self.apply(k, batch, st)
             else:
-                raise TypeError(f"{op.name}: unsupported OP type {type(op).__name__}")
-            m.seconds = time.perf_counter() - t0
-            m.rows_out = len(batch)
-
+                for k in step.positions[:step.slice_from]:
+                    batch = self.apply(k, batch, st)
+                batch = self._apply_sliced(step.positions[step.slice_from:], step.slice_rows, batch, st)
         stats_lines = stats_columns = None
         if self.analyze:
             stats_columns = dict(batch.stats)
@@ -213,17 +184,90 @@ class ChainRunner:
             index=chunk.index,
             source=chunk.source,
             n_records=chunk.n_records,
-            bad=[b.to_dict() for b in bad],
-            dropped_ids=np.concatenate(dropped_ids) if dropped_ids else np.zeros(0, np.int64),
-            dropped_at=np.concatenate(dropped_at) if dropped_at else np.zeros(0, np.int32),
-            dedup=dedup,
+            bad=[b.to_dict() for b in st.bad],
+            dropped_ids=np.concatenate(st.dropped_ids) if st.dropped_ids else np.zeros(0, np.int64),
+            dropped_at=np.concatenate(st.dropped_at) if st.dropped_at else np.zeros(0, np.int32),
+            dedup=st.dedup,
             cand_ids=batch.row_ids.copy(),
             payload=payload,
             stats_lines=stats_lines,
             stats_columns=stats_columns,
-            metrics=metrics,
-            traces=traces,
+            metrics=st.metrics,
+            traces=st.traces,
         )
+
+    def apply(self, k: int, batch: Batch, st: "_ChunkState") -> Batch:
+        """Run OP ``k`` on ``batch``: filters compute stats and drop rows, mappers map,
+        deduplicators only compute keys; rows the OP cannot process are set aside."""
+        op = self.ops[k]
+        m = st.metrics[k]
+        m.rows_in += len(batch)
+        t0 = time.perf_counter()
+        tracing = k in self.trace_ops
+        chunk, bad = st.chunk, st.bad
+        if isinstance(op, Filter):
+            def stats_step(b: Batch, op: Filter = op) -> Batch:
+                op.ensure_stats(b)
+                if self.stats_compat is not None:
+                    for key in op.stats_keys:
+                        b.stats[key] = self.stats_compat(b.stats[key])
+                return b
+
+            batch = self._isolate(op, batch, stats_step, chunk, bad, m)
+            if not self.analyze and len(batch):
+                mask = np.asarray(op.keep(batch), dtype=bool)
+                if not mask.all():
+                    gone = batch.row_ids[~mask]
+                    st.dropped_ids.append(gone)
+                    st.dropped_at.append(np.full(len(gone), k, dtype=np.int32))
+                    if tracing and len(st.traces.get(k, ())) < self.trace_num:
+                        st.traces.setdefault(k, []).extend(_filter_traces(batch, ~mask, self.trace_num))
+                        del st.traces[k][self.trace_num:]
+                    batch = batch.take(mask)
+        elif self.analyze:
+            pass  # the analyzer computes stats only: mappers and deduplicators do not run
+        elif isinstance(op, Mapper):
+            before = list(batch.columns.get(op.text_key, []))
+            before_ids = batch.row_ids
+            batch = self._isolate(op, batch, op.process_batched, chunk, bad, m)
+            if len(batch) == len(before) and (before_ids == batch.row_ids).all():
+                after = batch.columns.get(op.text_key, [])
+                m.changed += sum(1 for a, b in zip(before, after) if a is not b and a != b)
+                if tracing and m.changed:
+                    st.traces[k] = _mapper_traces(before, batch, op.text_key, self.trace_num)
+        elif isinstance(op, Deduplicator):
+            key_col = f"__dj__dedup_key_{k}"
+
+            def hash_step(b: Batch, op: Deduplicator = op) -> Batch:
+                b.cache[key_col] = op.compute_hash(b)
+                return b
+
+            batch = self._isolate(op, batch, hash_step, chunk, bad, m)
+            keys = batch.cache.pop(key_col, [])
+            texts = list(batch.columns.get(op.text_key, [])) if tracing else None
+            st.dedup[k] = (batch.row_ids.copy(), keys, texts)
+        else:
+            raise TypeError(f"{op.name}: unsupported OP type {type(op).__name__}")
+        m.seconds += time.perf_counter() - t0
+        m.rows_out += len(batch)
+        return batch
+
+    def _apply_sliced(self, positions: list[int], rows: int, batch: Batch, st: "_ChunkState") -> Batch:
+        """A fused group's filters, slice by slice: on each slice every filter shares the heavy
+        intermediates (decoded images, pixel tensors, embeddings), dropped with the slice."""
+        kept_cache = set(batch.cache)
+        parts = []
+        for start in range(0, len(batch), max(1, rows)):
+            part = batch.take(np.arange(start, min(len(batch), start + rows)))
+            for k in positions:
+                # each filter returns the rows it keeps as a new batch (carrying the shared cache)
+                with shared_slice(part):
+                    part = self.apply(k, part, st)
+                if not len(part):
+                    break
+            part.cache = {key: v for key, v in part.cache.items() if key in kept_cache}
+            parts.append(part)
+        return concat_batches(parts) if parts else batch
 
     def _serialise(self, batch: Batch) -> Any:
         rows = batch.rows()
@@ -285,14 +329,20 @@ def _mapper_traces(before: list, batch: Batch, text_key: str, limit: int) -> lis
 _RUNNER: ChainRunner | None = None
 
 
-def _init_worker(recipe_json: str, analyze: bool) -> None:
+def _init_worker(recipe_json: str, analyze: bool, plan: dict | None = None, n_workers: int = 1) -> None:
     global _RUNNER
-    _RUNNER = ChainRunner(Recipe.model_validate_json(recipe_json), analyze=analyze)
+    die_with_parent()
+    # model OPs size their thread pools (torch, image decoding) by the number of workers
+    os.environ["DJ_OPS_WORKERS"] = str(n_workers)
+    _RUNNER = ChainRunner(Recipe.model_validate_json(recipe_json), analyze=analyze, plan=plan)
 
 
-def _run_chunk(chunk: Chunk) -> ChunkResult:
+def _run_chunk(chunk: Chunk, record: Callable[[ChunkResult], None] | None = None) -> ChunkResult:
     assert _RUNNER is not None
-    return _RUNNER.run(chunk)
+    res = _RUNNER.run(chunk)
+    if record is not None:
+        record(res)
+    return res
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,6 +365,8 @@ class RunReport:
     bad_rows_file: str | None = None
     trace_dir: str | None = None
     dedup: dict[str, Any] = field(default_factory=dict)
+    #: how the OPs ran: steps (fused groups, their order and shared intermediates), devices
+    plan: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -346,6 +398,7 @@ class LocalExecutor:
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         # build the OPs once here so a bad parameter or an unloadable model fails before any data is read
         self.ops = recipe.build_ops()
+        self._plan: Plan | None = None
 
     # -- chunk production and parallel map ------------------------------------------------------
 
@@ -357,25 +410,95 @@ class LocalExecutor:
             return chunks
         return (_with_skip(c, skip.get(c.source)) for c in chunks)
 
-    def _map(self, chunks: Iterable[Chunk], analyze: bool) -> Iterator[ChunkResult]:
+    def _map(self, chunks: Iterable[Chunk | ChunkResult], analyze: bool,
+             record: checkpoint.ChunkStore | None = None) -> Iterator[ChunkResult]:
+        """Results of ``chunks`` in input order; items that already are results (replayed from a
+        checkpoint) pass through in their place, new results are recorded with ``record``."""
         np_ = max(1, min(self.recipe.np, os.cpu_count() or 1))
-        if np_ == 1:
-            runner = ChainRunner(self.recipe, analyze=analyze)
-            for c in chunks:
-                yield runner.run(c)
-            return
         uses_cuda = any(op.accelerator == "cuda" for op in self.ops)
+        # the fusion probe reads the first rows of this run's own input
+        chunks = iter(chunks)
+        head_item = next(chunks, None)
+        if head_item is not None:
+            chunks = itertools.chain([head_item], chunks)
+        plan = self._plan_obj(head_item if isinstance(head_item, Chunk) else None).to_dict(self.ops)
+        if uses_cuda:
+            from ..models.placement import gpu_workers
+
+            np_ = gpu_workers(self.ops, np_, log=self.log)
+        if np_ == 1:
+            runner = ChainRunner(self.recipe, analyze=analyze, plan=plan)
+            for c in chunks:
+                if isinstance(c, Chunk):
+                    c = runner.run(c)
+                    if record is not None:
+                        record(c)
+                yield c
+            return
         ctx = mp.get_context("spawn" if uses_cuda else ("fork" if sys.platform == "linux" else "spawn"))
         max_inflight = 2 * np_ + 2
         with ProcessPoolExecutor(max_workers=np_, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(self.recipe.model_dump_json(), analyze)) as pool:
-            pending: collections.deque[Future] = collections.deque()
-            for c in chunks:
-                pending.append(pool.submit(_run_chunk, c))
-                if len(pending) >= max_inflight:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+                                 initargs=(self.recipe.model_dump_json(), analyze, plan, np_)) as pool:
+            pending: collections.deque[tuple[Future, Chunk | ChunkResult]] = collections.deque()
+            try:
+                for c in chunks:
+                    if isinstance(c, Chunk):
+                        pending.append((pool.submit(_run_chunk, c, record), c))
+                    else:
+                        done: Future = Future()
+                        done.set_result(c)
+                        pending.append((done, c))
+                    if len(pending) >= max_inflight:
+                        head = pending[0][1]
+                        yield pending.popleft()[0].result()
+                while pending:
+                    head = pending[0][1]
+                    yield pending.popleft()[0].result()
+            except BrokenProcessPool:
+                where = f"{head.source} from record {head.first_line}"
+                raise worker_crashed(where, record.directory if record is not None else None) from None
+
+    # -- the plan (OP fusion) -----------------------------------------------------------------------
+
+    def plan(self) -> dict[str, Any]:
+        """How the OPs will run, as a dict: steps (fused groups with their order, shared
+        intermediates and probe measurements) and the device of every OP.  With ``op_fusion`` this
+        probes the first rows of the input (once per executor)."""
+        return self._plan_obj().to_dict(self.ops)
+
+    def _plan_obj(self, first: Chunk | None = None) -> Plan:
+        if self._plan is None:
+            self._plan = self._build_plan(first)
+            self._plan.devices = {k: _device_of(op) for k, op in enumerate(self.ops)}
+            if self.recipe.op_fusion:
+                self.log(self._plan.describe(self.ops))
+        return self._plan
+
+    def _build_plan(self, first: Chunk | None) -> Plan:
+        """The plan; with ``op_fusion`` and the probe strategy, measured on the first rows of
+        ``first`` (the run's first chunk) or, before a run, of the recipe's dataset."""
+        recipe = self.recipe
+        if not recipe.op_fusion or recipe.fusion_strategy != "probe":
+            return build_plan(self.ops, op_fusion=recipe.op_fusion, strategy=recipe.fusion_strategy)
+        runner = ChainRunner(recipe, plan=None)
+        runner.ops = self.ops  # probe with the coordinator's OPs: models loaded once here
+        if first is None:
+            try:
+                first = next(iter(self._chunks(None, None)), None)
+            except (DatasetFormatError, OSError):
+                first = None  # no input to probe: the plan falls back to the recipe order
+        probe = None
+        st = None
+        if first is not None:
+            parsed = parse_chunk(first, runner.text_key if runner.needs_text else None)
+            probe = parsed.batch
+            runner._resolve_media(probe, first.base_dir)
+            probe = probe.take(np.arange(min(len(probe), _probe_rows(self.ops, recipe.batch_size))))
+            st = _ChunkState(first, [], [OpMetrics() for _ in self.ops])
+        plan = build_plan(self.ops, op_fusion=True, strategy="probe", probe=probe,
+                          apply=(lambda k, b: runner.apply(k, b, st)) if st is not None else None)
+        _release_models()
+        return plan
 
     # -- processing ------------------------------------------------------------------------------
 
@@ -415,15 +538,16 @@ class LocalExecutor:
         head = recipe.model_copy(update={
             "process": recipe.process[: cut + 1], "keep_stats_in_res_ds": True, "export_type": "jsonl",
             "export_shard_size": 0})
-        first = LocalExecutor(head, progress=self.progress, bad_rows_path=self.bad_rows_path, log=self.log)
+        first = type(self)(head, progress=self.progress, bad_rows_path=self.bad_rows_path, log=self.log)
         try:
             rep1 = first._run_pass(files, row_range, None, spill, skip, append_bad_rows, hold_back=cut)
             index = first.held_index
             removed = index.finalize()
             removed_ids = np.fromiter(removed.keys(), dtype=np.int64, count=len(removed))
             spill_skip = {str(spill[src]): np.isin(ids, removed_ids) for src, ids in first.held_ids.items()}
-            rest = recipe.model_copy(update={"process": recipe.process[cut + 1:]})
-            second = LocalExecutor(rest, progress=self.progress, bad_rows_path=self.bad_rows_path, log=self.log)
+            # the spill is rewritten by every run, so the pass reading it is not checkpointed
+            rest = recipe.model_copy(update={"process": recipe.process[cut + 1:], "use_checkpoint": False})
+            second = type(self)(rest, progress=self.progress, bad_rows_path=self.bad_rows_path, log=self.log)
             spilled = [spill[str(f)] for f in files]
             final_outputs = {str(spill[str(f)]): Path(outputs[str(f)]) for f in files} if outputs else None
             rep2 = second.run(spilled, None, export_path, final_outputs, spill_skip, append_bad_rows=True)
@@ -440,6 +564,7 @@ class LocalExecutor:
         report.bad_rows += rep1.bad_rows
         report.bad_rows_file = rep2.bad_rows_file or rep1.bad_rows_file
         report.dedup = {**rep1.dedup, self.ops[cut].name: index.summary(), **rep2.dedup}
+        report.plan = _joined_plans(rep1.plan, rep2.plan, cut + 1)
         if pairs is not None:
             trace_dir = self.work_dir / "trace"
             trace_dir.mkdir(parents=True, exist_ok=True)
@@ -470,7 +595,8 @@ class LocalExecutor:
         bad_file = _BadRowSink(self.bad_rows_path, append=append_bad_rows)
         bar = _progress(self.progress, recipe.project_name)
         try:
-            for res in self._map(self._chunks(files, row_range, skip), analyze=False):
+            chunks, record = checkpoint.plan(self, files, row_range, skip, hold_back)
+            for res in self._map(chunks, analyze=False, record=record):
                 report.rows_in += res.n_records
                 bad_file.write(res.bad)
                 for tot, m in zip(totals, res.metrics):
@@ -520,16 +646,19 @@ class LocalExecutor:
         report.bad_rows_file = bad_file.close()
         if tracer is not None:
             report.trace_dir = tracer.write()
-        # rows left after each OP, exactly as a sequential run applies them
-        remaining = report.rows_valid - np.cumsum(drop_hist[:n_ops])
+        # rows left after each OP, exactly as a sequential run applies them (in execution order:
+        # a fused group may run its filters in another order than the recipe lists them)
         prev = report.rows_valid
-        for k, op in enumerate(self.ops):
+        for k in self._plan_obj().order:
+            op = self.ops[k]
+            remaining = prev - int(drop_hist[k])
             report.ops.append({
-                "name": op.name, "kind": _kind(op), "rows_in": int(prev), "rows_out": int(remaining[k]),
+                "name": op.name, "kind": _kind(op), "rows_in": int(prev), "rows_out": int(remaining),
                 "changed": totals[k].changed, "errors": totals[k].errors,
                 "cpu_seconds": round(totals[k].seconds, 3),
             })
-            prev = remaining[k]
+            prev = remaining
+        report.plan = self.plan()
         report.dedup = {self.ops[k].name: indexes[k].summary() for k in dedup_pos if k != hold_back}
         if hold_back is not None:
             self.held_index = indexes[hold_back]
@@ -609,6 +738,38 @@ class _Outputs:
             if stats is not None:
                 stats_files.extend(str(p) for p in stats.close())
         return outputs, stats_files
+
+
+def _joined_plans(head: dict[str, Any], rest: dict[str, Any], offset: int) -> dict[str, Any]:
+    """The plans of the two passes of a run cut at a deduplicator, as one plan of the chain."""
+    steps = head.get("steps", []) + [
+        {**s, "positions": [p + offset for p in s["positions"]]} for s in rest.get("steps", [])]
+    devices = {**head.get("devices", {})}
+    for name_pos, dev in rest.get("devices", {}).items():
+        name, pos = name_pos.rsplit("#", 1)
+        devices[f"{name}#{int(pos) + offset}"] = dev
+    return {**head, "steps": steps, "devices": devices}
+
+
+def _device_of(op: OP) -> str:
+    placement = getattr(op, "placement", None)
+    if not callable(placement):
+        return "cpu"
+    where = placement()
+    return f"{where.device.split(':')[0]} {where.dtype}"
+
+
+def _probe_rows(ops: list[OP], batch_size: int) -> int:
+    """Rows to probe: a batch, or one model micro-batch when a model OP is in the chain."""
+    sizes = [op.probe_rows() for op in ops if callable(getattr(op, "probe_rows", None))]
+    return max(1, min([batch_size, *sizes]))
+
+
+def _release_models() -> None:
+    """Models loaded for the probe are not needed by the coordinator any more."""
+    runtime = sys.modules.get("dj_ops.models.runtime")
+    if runtime is not None:
+        runtime.release_models()
 
 
 def _kind(op: OP) -> str:

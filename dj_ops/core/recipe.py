@@ -102,6 +102,10 @@ class Recipe(BaseModel):
     np: int = 4
     batch_size: int = 1000
     skip_op_error: bool = True
+    #: record every finished chunk so that a re-run after a crash resumes (dj_ops.core.checkpoint)
+    use_checkpoint: bool = False
+    #: where chunks are recorded (default: <work_dir>/.checkpoint)
+    checkpoint_dir: str | None = None
     op_fusion: bool = False
     #: reproduce Data-Juicer 1.6.1's lossy JSON round trip of stats values before filters decide
     #: (this project's own key; only for row-exact comparisons with Data-Juicer)
@@ -111,7 +115,6 @@ class Recipe(BaseModel):
     use_cache: bool = True
     ds_cache_dir: str | None = None
     cache_compress: Literal["gzip", "zstd", "lz4"] | None = None
-    use_checkpoint: bool = False
     temp_dir: str | None = None
     open_monitor: bool = True
     turbo: bool = False
@@ -148,7 +151,8 @@ class Recipe(BaseModel):
     stages: list[StageSpec] | None = None
     #: cron expression: a schedule re-runs the whole recipe (every partition)
     schedule: str | None = None
-    #: folder watched by the recipe's inbox sensor: each new file becomes a partition and a run
+    #: folder watched by the recipe's inbox sensor (default <project>/inbox/<name>, sensor off): each new
+    #: file becomes a partition and a run; files there are part of the dataset
     inbox_path: str | None = None
     #: input files with more rows than this are split into partitions of this many rows (0: never)
     partition_rows: int = 100_000
@@ -218,6 +222,10 @@ class Recipe(BaseModel):
             "turbo": self.turbo,
             "batch_size": self.batch_size,
             "work_dir": str(self.resolved_work_dir),
+            "image_special_token": self.image_special_token,
+            "audio_special_token": self.audio_special_token,
+            "video_special_token": self.video_special_token,
+            "eoc_special_token": self.eoc_special_token,
         }
 
     def build_ops(self) -> list:

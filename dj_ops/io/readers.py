@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -40,6 +41,7 @@ class Chunk:
     base_dir: str = ""  # folder against which relative media paths are resolved
     nbytes: int = 0
     skip: Any = None  # offsets of records to leave out (decided by an earlier pass)
+    file_error: str | None = None  # the file cannot be read on from ``first_line`` (corrupt, truncated)
 
 
 @dataclass
@@ -133,7 +135,7 @@ def iter_chunks(
             gen = _json_array_chunks(path, batch_size)
         else:
             gen = _jsonl_chunks(path, batch_size)
-        for chunk in gen:
+        for chunk in _stop_at_corruption(gen, path):
             chunk.index, chunk.first_row = index, first_row
             first_row += chunk.n_records
             if row_range is not None:
@@ -144,6 +146,19 @@ def iter_chunks(
                     continue
             index += 1
             yield chunk
+
+
+def _stop_at_corruption(chunks: Iterator[Chunk], path: Path) -> Iterator[Chunk]:
+    """The chunks of one file; if the file turns out corrupt or truncated, a last empty chunk
+    carrying the reason, so the records read so far are processed and the run goes on."""
+    next_line = 1
+    try:
+        for chunk in chunks:
+            next_line = chunk.first_line + chunk.n_records
+            yield chunk
+    except (OSError, EOFError, zlib.error, pa.ArrowException, ValueError) as exc:
+        reason = f"file unreadable from record {next_line} on ({type(exc).__name__}: {exc}); the records after it are lost"
+        yield Chunk(0, str(path), 0, next_line, 0, base_dir=str(path.resolve().parent), file_error=reason)
 
 
 def _clip(chunk: Chunk, row_range: tuple[int, int]) -> Chunk | None:
@@ -167,8 +182,8 @@ def _clip(chunk: Chunk, row_range: tuple[int, int]) -> Chunk | None:
 def _jsonl_chunks(path: Path, batch_size: int) -> Iterator[Chunk]:
     base = str(path.resolve().parent)
     line_no = 1
-    with _open_binary(path) as raw:
-        f = io.BufferedReader(raw, buffer_size=1 << 20) if not isinstance(raw, io.BufferedReader) else raw
+    with open(path, "rb") as raw:
+        f = _gzip_lines(raw) if path.name.lower().endswith(".gz") else io.BufferedReader(raw, buffer_size=1 << 20)
         buf: list[bytes] = []
         size = 0
         for line in f:
@@ -180,6 +195,33 @@ def _jsonl_chunks(path: Path, batch_size: int) -> Iterator[Chunk]:
                 buf, size = [], 0
         if buf:
             yield Chunk(0, str(path), 0, line_no, len(buf), lines=_join(buf), base_dir=base, nbytes=size)
+
+
+def _gzip_lines(raw, block: int = 1 << 20) -> Iterator[bytes]:
+    """Lines of a gzip stream, decompressed block by block so that every complete line before
+    a truncation or corruption is delivered before the error is raised."""
+    d = zlib.decompressobj(wbits=31)
+    tail = b""
+    started = False
+    while True:
+        data = raw.read(block)
+        if not data:
+            break
+        started = True
+        while data:
+            out = d.decompress(data)
+            data = b""
+            if d.eof and d.unused_data:  # a multi-member file: the next member starts here
+                data = d.unused_data
+                d = zlib.decompressobj(wbits=31)
+            lines = (tail + out).split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                yield line + b"\n"
+    if started and not d.eof:  # an empty file is an empty stream, as for gzip.open
+        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+    if tail:
+        yield tail
 
 
 def _join(lines: list[bytes]) -> bytes:
@@ -250,6 +292,8 @@ def parse_chunk(chunk: Chunk, text_key: str | None = None) -> ParsedChunk:
         records = _decode_lines(chunk)
     skip = set(chunk.skip.tolist()) if chunk.skip is not None and len(chunk.skip) else ()
     rows, ids, lines, bad = [], [], [], []
+    if chunk.file_error:
+        bad.append(BadRow(chunk.source, chunk.first_line, chunk.file_error))
     for i, obj in records:
         if i in skip:
             continue
