@@ -38,6 +38,12 @@ class _ShardedFiles:
         self.bytes_in_current = 0
         return tmp
 
+    def renew_current(self) -> Path:
+        """A new temporary name for the current shard, whose content is being rewritten."""
+        old = self.tmp_paths[-1]
+        self.tmp_paths[-1] = old.with_name(old.name + "w")
+        return self.tmp_paths[-1]
+
     def needs_rollover(self) -> bool:
         return self.shard_size > 0 and self.bytes_in_current >= self.shard_size
 
@@ -94,7 +100,12 @@ class JsonlWriter:
 
 
 class ParquetWriter:
-    """Writes Arrow tables; a batch whose schema cannot be cast to the file's starts a new shard."""
+    """Writes Arrow tables, one schema per file.
+
+    A batch with new columns or wider types (a column that was all null so far, ints becoming
+    floats) widens the file: what was written so far is rewritten in the unified schema, so no
+    row is ever lost and every reader sees one schema.
+    """
 
     def __init__(self, path: str | Path, shard_size: int = 0):
         self.files = _ShardedFiles(Path(path), shard_size)
@@ -104,18 +115,32 @@ class ParquetWriter:
         self.rows = 0
 
     def write_table(self, table: pa.Table) -> None:
-        if self.writer is not None and not self.files.needs_rollover():
-            if table.schema != self.schema:
-                try:
-                    table = table.cast(self.schema)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
-                    self._open(table.schema)
-            self.writer.write_table(table)
-        else:
+        if self.writer is None or self.files.needs_rollover():
             self._open(table.schema)
-            self.writer.write_table(table)
+        elif table.schema != self.schema:
+            table = self._conform(table)
+        self.writer.write_table(table)
         self.files.bytes_in_current += table.nbytes
         self.rows += table.num_rows
+
+    def _conform(self, table: pa.Table) -> pa.Table:
+        try:
+            merged = _promote(self.schema, table)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise ValueError(f"{self.files.path}: a column changes type between batches ({exc}); "
+                             "parquet holds one type per column: export as jsonl instead") from None
+        if merged.schema != self.schema:
+            self._widen(merged.schema)
+        return merged
+
+    def _widen(self, schema: pa.Schema) -> None:
+        self.writer.close()
+        old = self.files.tmp_paths[-1]
+        self.writer = pq.ParquetWriter(self.files.renew_current(), schema)
+        for batch in pq.ParquetFile(old).iter_batches():
+            self.writer.write_table(_promote(schema, pa.Table.from_batches([batch])))
+        old.unlink()
+        self.schema = schema
 
     def _open(self, schema: pa.Schema) -> None:
         if self.writer is not None:
@@ -133,6 +158,11 @@ class ParquetWriter:
         if self.writer is not None:
             self.writer.close()
         self.files.abort()
+
+
+def _promote(schema: pa.Schema, table: pa.Table) -> pa.Table:
+    """``table`` in ``schema``'s column order, missing columns null, types widened where needed."""
+    return pa.concat_tables([schema.empty_table(), table], promote_options="permissive")
 
 
 def stats_path_for(export_path: str | Path) -> Path:
