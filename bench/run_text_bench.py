@@ -461,7 +461,10 @@ def main(argv: list[str] | None = None) -> int:
         ours_dir.mkdir(parents=True)
         export = ours_dir / "out.jsonl"
         command = [*shlex.split(args.ours_cmd), "--config", str(recipe), "--dataset_path", str(input_path),
-                   "--export_path", str(export), "--np", str(args.np_)]
+                   "--export_path", str(export), "--np", str(args.np_),
+                   # the engine alone (Dagster's overhead is measured by bench/dagster_overhead.py), with
+                   # DJ's lossy stats round trip reproduced so that both keep exactly the same rows
+                   "--executor", "local", "--data_juicer_stats_compat", "true"]
         ours = run_measured("ours", command, export, ours_dir / "dj-process.log", args.timeout)
         read_our_report(ours, ours_dir / "run_report.json")
         runs.append(ours)

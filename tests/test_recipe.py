@@ -72,7 +72,7 @@ def test_cli_overrides_and_outputs(tmp_path, capsys):
     recipe = write(tmp_path, f"project_name: cli\ndataset_path: {data}\nexport_path: {tmp_path}/x.jsonl\n"
                              "process:\n  - test_len_filter:\n      min_len: 1\n")
     out = tmp_path / "o" / "res.jsonl"
-    rc = process_main(["--config", str(recipe), "--np", "1", "--export_path", str(out),
+    rc = process_main(["--config", str(recipe), "--executor", "local", "--np", "1", "--export_path", str(out),
                        "--test_len_filter.min_len", "5", "--no-progress"])
     assert rc == 0
     assert [json.loads(l)["text"] for l in out.read_text().splitlines()] == ["hello", "world!"]
