@@ -65,7 +65,7 @@ def test_dj_process_through_dagster_matches_local(tmp_path):
     def op_table(text: str) -> list[list[str]]:  # index, op, rows left, removed, changed
         return [m.group(0).split() for m in re.finditer(r"^ *\d+  [a-z_]+ +\d+ +\d+ +\d+", text, re.M)]
 
-    assert op_table(dag.stdout) == op_table(loc.stdout) and len(op_table(dag.stdout)) == 11
+    assert op_table(dag.stdout) == op_table(loc.stdout) and len(op_table(dag.stdout)) == 12
     assert "331 rows read, 1 bad, 275 written" in dag.stdout
     assert "dagster: runs" in dag.stdout
     report = json.loads((tmp_path / "d" / "run_report.json").read_text())
