@@ -213,3 +213,39 @@ def test_media_slices_do_not_leak_heavy_caches(dj_images):
         assert len(part) <= 2
     assert not any(k.startswith("__dj__loaded_images") for k in batch.cache)
     np.testing.assert_equal([o for o, _ in images.media_slices(batch, 2)], [0, 2, 4])
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` RGB pixels but carries almost no data:
+    a decompression bomb's shape, 60-odd bytes on disk."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_set_aside_without_allocating_pixels(tmp_path):
+    import resource
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header_only(50_000, 50_000))  # 7.5 GB of RGB pixels if decoded
+    good = tmp_path / "good.jpg"
+    good.write_bytes(_jpeg_bytes())
+    assert images.limits().max_pixels == images.DEFAULT_MAX_PIXELS
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    for source in (str(bomb), bomb.read_bytes()):
+        with pytest.raises(images.ImageError, match="decompression bomb.*2500000000 pixels"):
+            images.read_header(source)
+        with pytest.raises(images.ImageError, match="decompression bomb"):
+            images.decode(source)
+    batch = Batch.from_rows([{"images": [str(good)]}, {"images": [str(bomb)]},
+                             {"images": ["in-memory.png"], "image_bytes": [bomb.read_bytes()]}])
+    make_op("image_aspect_ratio_filter").compute_stats(batch)
+    assert sorted(batch.bad) == [1, 2] and all("decompression bomb" in batch.bad[i] for i in (1, 2))
+    assert batch.stats["aspect_ratios"][0] == [2.0]
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert grown_mib < 200, f"peak memory grew by {grown_mib:.0f} MiB: the pixels were allocated"

@@ -366,3 +366,22 @@ def test_cuda_worker_planning(models):
     assert 1 <= n <= max(4, torch.cuda.device_count())
     ops[0].mem_required = "1000GB"  # a declared need caps the worker count
     assert gpu_workers(ops, requested=4, log=lambda m: None) == torch.cuda.device_count()
+
+
+def test_missing_truncated_and_oversized_images_are_set_aside_by_model_filters(models, pics, tmp_path):
+    from tests.ops.test_image_filters import _png_header_only
+
+    truncated = tmp_path / "truncated.jpg"
+    whole = open(pics["cat.jpg"], "rb").read()
+    truncated.write_bytes(whole[: len(whole) // 2])
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header_only(50_000, 50_000))
+    rows = [{"images": [pics["cat.jpg"]]}, {"images": [str(tmp_path / "missing.jpg")]},
+            {"images": [str(truncated)]}, {"images": [str(bomb)]}, {"images": [pics["lena.jpg"]]}]
+    for op in (make_op("image_aesthetics_filter", hf_scorer_model=models["aesthetics"], min_score=-1e9),
+               make_op("image_nsfw_filter", hf_nsfw_model=models["vit"])):
+        _, batch = run_op(op, rows)
+        assert sorted(batch.bad) == [1, 2, 3], op.name
+        assert ["not found" in batch.bad[1], "truncated" in batch.bad[2], "decompression bomb" in batch.bad[3]] \
+            == [True] * 3
+        assert all(len(batch.stats[op.stats_keys[0]][i]) == 1 for i in (0, 4))

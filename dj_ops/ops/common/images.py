@@ -166,7 +166,7 @@ def _open(source: Any) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageError(f"not an image (unknown format): {where}") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"decompression bomb: {where}: {exc}") from None
+        raise ImageError(f"decompression bomb: {where}: {exc} (raise ${MAX_PIXELS_ENV}, 0 = no limit)") from None
     except OSError as exc:
         raise ImageError(f"cannot open image {where}: {exc}") from None
     max_pixels = limits().max_pixels
