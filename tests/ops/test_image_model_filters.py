@@ -267,6 +267,21 @@ def test_identical_towers_are_shared_and_embeddings_computed_once(models, pics):
     assert len(calls) == 1  # one forward pass of the tower for both OPs
 
 
+def test_worker_memory_counts_a_shared_tower_once(models):
+    from dj_ops.models.placement import CONTEXT_BYTES, measure_worker_bytes
+
+    def ops():
+        return [make_op("image_aesthetics_filter", hf_scorer_model=models["aesthetics"]),
+                make_op("image_text_similarity_filter", hf_clip=models["clip"])]
+
+    aes_alone, its_alone = (measure_worker_bytes([op]) - CONTEXT_BYTES for op in ops())
+    both = measure_worker_bytes(ops()) - CONTEXT_BYTES
+    assert aes_alone > 0 and its_alone > 0
+    # the vision tower is resident once: both together need less than the two apart
+    assert max(aes_alone, its_alone) <= both < aes_alone + its_alone
+    assert not runtime.loaded_models()  # measured, then released
+
+
 # -- model runtime ---------------------------------------------------------------------------------
 
 
