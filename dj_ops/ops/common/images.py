@@ -277,6 +277,14 @@ def decoded(batch: Batch, op: Any, items: Sequence[tuple[int, Any]]) -> list[Ima
     return [cache[r][k] for r, k in items]
 
 
+def put_decoded(batch: Batch, op: Any, items: Sequence[tuple[int, Any]], decoded_images: Sequence[Image.Image]) -> None:
+    """Store images decoded elsewhere (sampled video frames) so that :func:`decoded` and
+    :func:`pixel_values` find them under ``op``'s keys."""
+    cache = _lazy_rows(batch, f"__dj__loaded_images:{_cache_suffix(op.image_key, op.image_bytes_key)}")
+    for (r, k), img in zip(items, decoded_images):
+        cache[r][k] = img
+
+
 def decode_threads() -> int:
     raw = os.environ.get(DECODE_THREADS_ENV, "").strip()
     if raw:
@@ -325,7 +333,8 @@ def media_slices(batch: Batch, rows: int) -> Iterator[tuple[int, Batch]]:
         yield 0, batch
         return
     n = len(batch)
-    light = {k: v for k, v in batch.cache.items() if k.startswith(("__dj__image_sources:", "__dj__image_headers:"))}
+    light = {k: v for k, v in batch.cache.items()
+             if k.startswith(("__dj__image_sources:", "__dj__image_headers:", "__dj__video_info:"))}
     for start in range(0, n, max(1, rows)):
         stop = min(n, start + rows)
         part = Batch({k: v[start:stop] for k, v in batch.columns.items()}, batch.row_ids[start:stop],
@@ -400,6 +409,6 @@ def image_items(srcs: Sequence[dict[Any, Any]]) -> list[tuple[int, Any]]:
 
 __all__ = [
     "ImageError", "ImageHeader", "ImageLimits", "decode", "decoded", "header_stats", "headers", "image_items",
-    "limits", "media_slices", "pixel_values", "processor_fingerprint", "read_header",
+    "limits", "media_slices", "pixel_values", "processor_fingerprint", "put_decoded", "read_header",
     "row_images", "row_sources", "run_sliced", "set_limits", "sources",
 ]

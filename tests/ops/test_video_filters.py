@@ -1,0 +1,194 @@
+"""Header-based video filters (duration, resolution, aspect ratio), motion score and frame sampling.
+
+The cases on ``video1-3.mp4`` are Data-Juicer's own unit tests (tests/ops/filter/test_video_*.py):
+same inputs, parameters and kept samples.  The reference values were computed with Data-Juicer
+1.6.1 itself (bench/.venv-dj, av 13.1.0): ``get_video_duration``, ``extract_key_frames``,
+``extract_video_frames_uniformly`` and ``VideoMotionScoreFilter._compute_motion_scores_from_video``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("av")
+
+from dj_ops.core.batch import Batch  # noqa: E402
+from dj_ops.ops.common import videos  # noqa: E402
+from tests.helpers_ops import make_op, run_op  # noqa: E402
+from tests.ops.video_samples import dj_video, write_video  # noqa: E402
+
+# Data-Juicer 1.6.1 on the test videos: duration (s), (width, height), key frame seconds, the
+# seconds of the frames uniform sampling picks (frame_num 3), motion score (defaults)
+DJ_REFERENCE = {
+    "video1.mp4": dict(duration=11.75, size=(640, 360)),
+    "video2.mp4": dict(duration=23.166666666666668, size=(480, 640)),
+    "video3.mp4": dict(duration=49.583333333333336, size=(362, 640)),
+}
+
+
+@pytest.fixture
+def v():
+    return {i: dj_video(f"video{i}.mp4") for i in (1, 2, 3)}
+
+
+def kept(op, samples):
+    rows, _ = run_op(op, samples)
+    return [r["videos"] for r in rows]
+
+
+def singles(v):
+    return [{"videos": [v[1]]}, {"videos": [v[2]]}, {"videos": [v[3]]}]
+
+
+def pairs(v):
+    return [{"videos": [v[1], v[2]]}, {"videos": [v[2], v[3]]}, {"videos": [v[1], v[3]]}]
+
+
+# -- video_duration_filter (upstream test_video_duration_filter.py) ------------------------------
+
+
+def test_duration_stats_match_data_juicer(v):
+    _, batch = run_op(make_op("video_duration_filter"), singles(v) + [{"videos": [v[1], v[1]]}, {"videos": []}])
+    want = [[DJ_REFERENCE[f"video{i}.mp4"]["duration"]] for i in (1, 2, 3)]
+    assert batch.stats["video_duration"] == want + [want[0] * 2, []]
+
+
+@pytest.mark.parametrize("params, expect", [
+    ({}, [1, 2, 3]),
+    ({"max_duration": 15}, [1]),
+    ({"min_duration": 30}, [3]),
+    ({"min_duration": 16, "max_duration": 42}, [2]),
+    ({"min_duration": 15, "max_duration": 30}, [2]),
+])
+def test_duration_filter(v, params, expect):
+    assert kept(make_op("video_duration_filter", **params), singles(v)) == [[v[i]] for i in expect]
+
+
+@pytest.mark.parametrize("mode, expect", [("any", [[1, 2], [2, 3]]), ("all", [])])
+def test_duration_any_all(v, mode, expect):
+    op = make_op("video_duration_filter", min_duration=15, max_duration=30, any_or_all=mode)
+    assert kept(op, pairs(v)) == [[v[i] for i in pair] for pair in expect]
+
+
+# -- video_resolution_filter (upstream test_video_resolution_filter.py) --------------------------
+
+
+def test_resolution_stats(v):
+    _, batch = run_op(make_op("video_resolution_filter"), singles(v))
+    sizes = [DJ_REFERENCE[f"video{i}.mp4"]["size"] for i in (1, 2, 3)]
+    assert batch.stats["video_width"] == [[w] for w, _ in sizes]
+    assert batch.stats["video_height"] == [[h] for _, h in sizes]
+
+
+@pytest.mark.parametrize("params, expect", [
+    ({}, [1, 2, 3]),
+    ({"min_width": 480, "min_height": 480}, [2]),
+    ({"max_width": 640, "max_height": 480}, [1]),
+    ({"min_width": 400, "max_width": 500}, [2]),
+])
+def test_resolution_filter(v, params, expect):
+    assert kept(make_op("video_resolution_filter", **params), singles(v)) == [[v[i]] for i in expect]
+
+
+@pytest.mark.parametrize("mode, expect", [("any", [[1, 2], [2, 3]]), ("all", [])])
+def test_resolution_any_all(v, mode, expect):
+    op = make_op("video_resolution_filter", min_width=400, max_width=500, any_or_all=mode)
+    assert kept(op, pairs(v)) == [[v[i] for i in pair] for pair in expect]
+
+
+# -- video_aspect_ratio_filter (upstream test_video_aspect_ratio_filter.py) ----------------------
+
+
+def test_aspect_ratio_filter(v):
+    _, batch = run_op(make_op("video_aspect_ratio_filter"), singles(v))
+    assert batch.stats["video_aspect_ratios"] == [[640 / 360], [480 / 640], [362 / 640]]
+    assert kept(make_op("video_aspect_ratio_filter"), singles(v)) == [[v[1]], [v[2]], [v[3]]]
+    op = make_op("video_aspect_ratio_filter", min_ratio="3/4", max_ratio="16/9")
+    assert kept(op, singles(v)) == [[v[1]], [v[2]]]
+    assert kept(op, pairs(v)) == [[v[1], v[2]], [v[2], v[3]], [v[1], v[3]]]
+    op = make_op("video_aspect_ratio_filter", min_ratio="3:4", max_ratio="16:9", any_or_all="all")
+    assert kept(op, pairs(v)) == [[v[1], v[2]]]
+
+
+# -- bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["video_duration_filter", "video_resolution_filter", "video_aspect_ratio_filter",
+                                  "video_motion_score_filter"])
+def test_unreadable_videos_are_bad_rows(tmp_path, name):
+    good = str(write_video(tmp_path / "ok.mp4", seconds=1))
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    audio_only = tmp_path / "text.mp4"
+    audio_only.write_text("not a video")
+    samples = [{"videos": [good]}, {"videos": [str(tmp_path / "missing.mp4")]}, {"videos": [good, str(corrupt)]},
+               {"videos": [str(audio_only)]}, {"videos": []}]
+    _, batch = run_op(make_op(name, min_score=-2) if "motion" in name else make_op(name), samples)
+    assert sorted(batch.bad) == [1, 2, 3]
+    assert "not found" in batch.bad[1] and "missing.mp4" in batch.bad[1]
+    assert "corrupt.mp4" in batch.bad[2] and "text.mp4" in batch.bad[3]
+
+
+# -- frame sampling ------------------------------------------------------------------------------
+
+
+def brute_force_uniform(path: str, frame_num: int) -> list[float]:
+    """Every frame decoded; per target time the first frame at or after it, the last frame for
+    targets past the end (Data-Juicer's result on videos whose targets fall in distinct frames)."""
+    import av
+
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        times = [f.pts * f.time_base for f in c.decode(s)]
+        duration = s.duration * s.time_base
+    targets = videos.uniform_seconds(duration, min(frame_num, len(times)))
+    return [float(next((t for t in times if t >= target), times[-1])) for target in targets]
+
+
+@pytest.mark.parametrize("frame_num", [1, 2, 3, 5, 7])
+def test_uniform_sampling_synthetic(tmp_path, frame_num):
+    path = str(write_video(tmp_path / "v.mp4", seconds=2, fps=12, gop=5))
+    c = videos.open_video(path)
+    got = [float(f.pts * f.time_base) for f in videos.sample_uniform(c, frame_num)]
+    c.close()
+    assert got == brute_force_uniform(path, frame_num)
+
+
+def test_keyframes_synthetic(tmp_path):
+    path = str(write_video(tmp_path / "v.mp4", seconds=2, fps=12, gop=6))
+    c = videos.open_video(path)
+    assert [float(f.pts * f.time_base) for f in videos.sample_keyframes(c)] == [0.0, 0.5, 1.0, 1.5]
+    assert videos.keyframe_times(c, c.streams.video[0]) == [0.0, 0.5, 1.0, 1.5]
+    c.close()
+    frames = videos.sample_frames(path, "uniform", 3)
+    assert [im.size for im in frames] == [(64, 48)] * 3 and frames[0].mode == "RGB"
+
+
+def test_frames_are_sampled_once_per_batch(tmp_path, monkeypatch):
+    path = str(write_video(tmp_path / "v.mp4", seconds=1))
+    calls = []
+    real = videos.sample_frames
+    monkeypatch.setattr(videos, "sample_frames", lambda *a: calls.append(a) or real(*a))
+    batch = Batch.from_rows([{"videos": [path, path]}, {"videos": [path]}])
+    view = videos.FrameImages("videos", "uniform", 3)
+    items = [(0, path), (1, path)]
+    first = view.register(batch, items)
+    again = videos.FrameImages("videos", "uniform", 3).register(batch, items)
+    assert first == again == [[(0, (path, i)) for i in range(3)], [(1, (path, i)) for i in range(3)]]
+    assert len(calls) == 2  # one per (row, video); a second OP with the same sampling decodes nothing
+    videos.FrameImages("videos", "all_keyframes", 3).register(batch, items[:1])
+    assert len(calls) == 3
+
+
+# -- video_motion_score_filter (upstream test_video_motion_score_filter.py) ----------------------
+
+
+def test_motion_score_synthetic_moves(tmp_path):
+    path = str(write_video(tmp_path / "v.mp4", seconds=2, fps=12))
+    op = make_op("video_motion_score_filter", sampling_fps=12)
+    score = op.motion_score(path)
+    assert score > 0.05
+    assert make_op("video_motion_score_filter", sampling_fps=12, relative=True).motion_score(path) == pytest.approx(
+        score / (64 ** 2 + 48 ** 2) ** 0.5, rel=1e-6)
