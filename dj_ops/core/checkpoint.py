@@ -85,8 +85,8 @@ class ChunkStore:
 def plan(executor: "LocalExecutor", files: list[Path] | None, row_range: tuple[int, int] | None,
          skip: dict[str, np.ndarray] | None, hold_back: int | None,
          ) -> tuple[Iterable["Chunk | ChunkResult"], ChunkStore | None]:
-    """The chunks of a pass (recorded ones already replaced by their results) and the store that
-    workers record new results into; without ``use_checkpoint`` the plain chunks and None."""
+    """The chunks of a pass and the store that holds its recorded results (the executor replays
+    those, see :func:`replay`, and records new ones into it); without ``use_checkpoint`` None."""
     recipe = executor.recipe
     if not recipe.use_checkpoint:
         return executor._chunks(files, row_range, skip), None
@@ -106,14 +106,15 @@ def plan(executor: "LocalExecutor", files: list[Path] | None, row_range: tuple[i
         executor.log(f"checkpoint {directory}: {done} finished chunks are replayed, not recomputed")
         for out in _outputs_of(executor):
             remove_stale_temporaries(out)
-    return _replay(executor._chunks(files, row_range, skip), store), store
+    return executor._chunks(files, row_range, skip), store
 
 
 def checkpoint_root(recipe: Any) -> Path:
     return Path(recipe.checkpoint_dir) if recipe.checkpoint_dir else recipe.resolved_work_dir / ".checkpoint"
 
 
-def _replay(chunks: Iterator[Chunk], store: ChunkStore) -> Iterator["Chunk | ChunkResult"]:
+def replay(chunks: Iterable[Chunk], store: ChunkStore) -> Iterator["Chunk | ChunkResult"]:
+    """``chunks`` with every recorded one replaced by its recorded result."""
     for chunk in chunks:
         res = store.load(chunk)
         yield chunk if res is None else res

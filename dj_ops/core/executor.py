@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from ..io.readers import BadRow, Chunk, DatasetFormatError, iter_chunks, parse_chunk, resolve_inputs
+from ..io.readers import BadRow, Chunk, DatasetFormatError, iter_chunks, parse_chunk, resolve_inputs, with_skip
 from ..io.writers import JsonlWriter, ParquetWriter, stats_path_for
 from .base import Deduplicator, Filter, Mapper, OP
 from .batch import Batch, concat_batches
@@ -408,12 +408,14 @@ class LocalExecutor:
         chunks = iter_chunks(files, batch_size=self.recipe.batch_size, row_range=row_range)
         if not skip:
             return chunks
-        return (_with_skip(c, skip.get(c.source)) for c in chunks)
+        return (with_skip(c, skip.get(c.source)) for c in chunks)
 
     def _map(self, chunks: Iterable[Chunk | ChunkResult], analyze: bool,
              record: checkpoint.ChunkStore | None = None) -> Iterator[ChunkResult]:
-        """Results of ``chunks`` in input order; items that already are results (replayed from a
-        checkpoint) pass through in their place, new results are recorded with ``record``."""
+        """Results of ``chunks`` in input order.  With ``record``, chunks it holds are replayed
+        (their recorded results pass through in their place) and new results are recorded."""
+        if record is not None:
+            chunks = checkpoint.replay(chunks, record)
         np_ = max(1, min(self.recipe.np, os.cpu_count() or 1))
         uses_cuda = any(op.accelerator == "cuda" for op in self.ops)
         # the fusion probe reads the first rows of this run's own input
@@ -782,13 +784,6 @@ def _progress(enabled: bool, desc: str):
     from tqdm import tqdm
 
     return tqdm(desc=desc, unit=" rows", mininterval=0.5, file=sys.stderr)
-
-
-def _with_skip(chunk: Chunk, mask: np.ndarray | None) -> Chunk:
-    if mask is not None:
-        offset = chunk.first_line - 1
-        chunk.skip = np.flatnonzero(mask[offset: offset + chunk.n_records])
-    return chunk
 
 
 def _dedup_pairs(removed: dict[int, int], held_ids: dict[str, np.ndarray], spill: dict[str, Path],

@@ -1,69 +1,116 @@
-"""Ray executor (``executor_type: ray``): the local executor's chain, run on a Ray cluster.
+"""Ray executor (``executor_type: ray``): the local executor's chain, run through Ray Data.
 
-Chunks of the input are sent to a pool of Ray actors, each holding the built OP chain (models
-are loaded once per actor, not once per batch); a chain with a CUDA OP asks each actor for the
-GPU fraction its OPs' ``gpu_required`` or ``mem_required`` needs.  Everything the coordinator
-does stays on the driver and is inherited from :class:`LocalExecutor`: results are consumed in
-input order, deduplicators decide on the keys the workers computed (the first occurrence in
-input order survives; near duplicates cut the chain), outputs are written atomically and
-checkpoints recorded, so the output is the local executor's, row for row.  At most
-``2 * workers + 2`` chunks are in flight, so memory stays bounded whatever the input size.
-The input, the export and media must be on storage every node can read (as for Data-Juicer's
-Ray mode).
+The per-row part of the chain is a Ray Data pipeline: a datasource with one read task per input
+file slices it into the local executor's chunks (same chunk numbers, row ids and line numbers,
+so bad rows, checkpoints and deduplication decisions are the same), and ``map_batches`` runs
+the chain on every chunk in an actor pool of ``np`` actors, each holding the built OPs (models
+are loaded once per actor).  A chain with CUDA OPs asks each actor for the GPU share its models
+are measured to need (see :func:`gpu_fraction`).  Ray Data's streaming executor bounds what is
+in flight (its object store budget and back-pressure) and, with ``preserve_order``, delivers the
+results in input order.
+
+What needs to see every row in order stays on the driver and is the local executor's code:
+deduplicators decide on the keys the actors computed (the first occurrence in input order
+survives; near duplicates cut the chain, so global deduplication is exact), outputs are written
+atomically and checkpoints are recorded by the actors as chunks finish, so the output is the
+local executor's, row for row.  The input, the export and media must be on storage every node
+can read (as for Data-Juicer's Ray mode).
 """
 
 from __future__ import annotations
 
-import collections
+import contextlib
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..io.readers import Chunk
+import numpy as np
+import pyarrow as pa
+import ray
+from ray.data import DataContext, Datasource
+from ray.data.block import BlockMetadata
+from ray.data.datasource import ReadTask
+
+from ..io.readers import Chunk, file_starts, iter_chunks, resolve_inputs, with_skip
 from .checkpoint import ChunkStore
-from .faults import worker_crashed
 from .executor import ChainRunner, ChunkResult, LocalExecutor
+from .faults import worker_crashed
 from .recipe import Recipe
+
+
+@dataclass
+class ChunkSource:
+    """What one pass reads: files, an optional row range and skip masks.  Iterating it gives the
+    chunks on the driver (as the local executor reads them); the Ray executor reads it on the
+    cluster instead, one read task per file."""
+
+    files: list[Path]
+    batch_size: int
+    row_range: tuple[int, int] | None = None
+    skip: dict[str, np.ndarray] | None = None
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return self.read(self.files, (0, 0))
+
+    def read(self, files: list[Path], start: tuple[int, int]) -> Iterator[Chunk]:
+        for chunk in iter_chunks(files, self.batch_size, self.row_range, start=start):
+            yield with_skip(chunk, self.skip.get(chunk.source)) if self.skip else chunk
 
 
 class RayExecutor(LocalExecutor):
     """Runs a recipe on Ray: connects to ``ray_address`` (``auto``: a running cluster, else a
     new local one with ``np`` CPUs)."""
 
-    def _map(self, chunks: Iterable[Chunk | ChunkResult], analyze: bool,
+    def _chunks(self, files: list[Path] | None, row_range: tuple[int, int] | None,
+                skip: dict[str, np.ndarray] | None = None) -> ChunkSource:
+        files = files if files is not None else resolve_inputs(self.recipe.dataset_path, self.recipe.suffixes or None)
+        return ChunkSource(list(files), self.recipe.batch_size, row_range, skip)
+
+    def _map(self, chunks: Iterable[Chunk], analyze: bool,
              record: ChunkStore | None = None) -> Iterator[ChunkResult]:
-        ray = connect(self.recipe)
+        if not isinstance(chunks, ChunkSource):
+            raise TypeError("the Ray executor reads its input on the cluster: pass a ChunkSource")
+        connect(self.recipe)
+        first = next(iter(chunks), None)  # the fusion probe reads the first rows of this pass
+        plan = self._plan_obj(first).to_dict(self.ops)
+        if first is None:
+            return
         n_workers = max(1, min(self.recipe.np, int(ray.cluster_resources().get("CPU", 1))))
-        options = _actor_options(self.ops, ray)
-        actor_cls = ray.remote(**options)(_ChainActor)
-        plan = self._plan_obj().to_dict(self.ops)
-        actors = [actor_cls.remote(self.recipe.model_dump_json(), analyze, plan, record) for _ in range(n_workers)]
-        # a model that cannot load fails here, before any data is sent
-        ray.get([a.ready.remote() for a in actors])
-        max_inflight = 2 * n_workers + 2
-        pending: collections.deque = collections.deque()
-        try:
-            for k, c in enumerate(chunks):
-                pending.append(actors[k % n_workers].run.remote(c) if isinstance(c, Chunk) else c)
-                if len(pending) >= max_inflight:
-                    yield _result(ray, pending.popleft())
-            while pending:
-                yield _result(ray, pending.popleft())
-        finally:
-            for a in actors:
-                ray.kill(a)
+        ctx = DataContext.get_current()
+        with _data_options(ctx):
+            ds = ray.data.read_datasource(
+                _ChunkDatasource(chunks), override_num_blocks=len(chunks.files),
+                # reading only slices raw lines / record batches: like the local coordinator, it
+                # takes no CPU slot from the chain's actors
+                num_cpus=0)
+            ds = ds.map_batches(
+                _ChainActor, batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=n_workers),
+                fn_constructor_args=(self.recipe.model_dump_json(), analyze, plan, record, n_workers),
+                **_actor_options(self.ops, self.log))
+            try:
+                for batch in ds.iter_batches(batch_size=1, batch_format="pyarrow", prefetch_batches=1):
+                    for blob in batch.column("result").to_pylist():
+                        yield pickle.loads(blob)
+            except ray.exceptions.RayActorError as exc:
+                raise worker_crashed("a chunk on a Ray actor", record.directory if record else None) from exc
 
 
-def _result(ray, item: Any) -> ChunkResult:
-    if isinstance(item, ChunkResult):
-        return item
+@contextlib.contextmanager
+def _data_options(ctx):
+    """Ray Data delivers results in input order (the coordinator decides duplicates in that
+    order) and prints no progress bars; the caller's settings are restored afterwards."""
+    saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = False
     try:
-        return ray.get(item)
-    except ray.exceptions.RayActorError as exc:
-        raise worker_crashed("a chunk on a Ray actor", None) from exc
+        yield
+    finally:
+        ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
 
 
-def connect(recipe: Recipe):
-    import ray
-
+def connect(recipe: Recipe) -> None:
     if not ray.is_initialized():
         address = recipe.ray_address
         if address in ("", "local"):
@@ -75,46 +122,85 @@ def connect(recipe: Recipe):
                 ray.init(num_cpus=recipe.np, include_dashboard=False, log_to_driver=False)
         else:
             ray.init(address=address, log_to_driver=False)
-    return ray
+
+
+class _ChunkDatasource(Datasource):
+    """A Ray Data datasource over a :class:`ChunkSource`: one read task per file, each yielding
+    that file's chunks (one pickled :class:`Chunk` per row) numbered as in a sequential read."""
+
+    def __init__(self, source: ChunkSource):
+        super().__init__()
+        self.source = source
+
+    def estimate_inmemory_data_size(self) -> int:
+        return sum(os.path.getsize(f) for f in self.source.files)
+
+    def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
+                       data_context: Any = None) -> list:
+        source = self.source
+        starts = file_starts(source.files, source.batch_size, source.row_range)
+        tasks = []
+        for path, start in zip(source.files, starts):
+            def read(path: Path = path, start: tuple[int, int] = start) -> Iterator[pa.Table]:
+                for chunk in source.read([path], start):
+                    yield pa.table({"index": [chunk.index], "chunk": pa.array([pickle.dumps(chunk)], pa.large_binary())})
+
+            meta = BlockMetadata(num_rows=None, size_bytes=os.path.getsize(path), input_files=[str(path)],
+                                 exec_stats=None)
+            tasks.append(ReadTask(read, meta))
+        return tasks
 
 
 class _ChainActor:
-    """A Ray actor holding one :class:`ChainRunner` (the built OPs and their models)."""
+    """A Ray Data actor holding one :class:`ChainRunner` (the built OPs and their models).  A
+    chunk recorded by an earlier, interrupted run is replayed from the checkpoint."""
 
-    def __init__(self, recipe_json: str, analyze: bool, plan: dict | None, record: ChunkStore | None):
+    def __init__(self, recipe_json: str, analyze: bool, plan: dict | None, record: ChunkStore | None,
+                 n_workers: int):
+        # model OPs size their thread pools (torch, image decoding) by the number of workers
+        os.environ["DJ_OPS_WORKERS"] = str(n_workers)
         self.runner = ChainRunner(Recipe.model_validate_json(recipe_json), analyze=analyze, plan=plan)
         self.record = record
 
-    def ready(self) -> bool:
-        return True
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        out = []
+        for blob in batch.column("chunk").to_pylist():
+            chunk: Chunk = pickle.loads(blob)
+            res = self.record.load(chunk) if self.record is not None else None
+            if res is None:
+                res = self.runner.run(chunk)
+                if self.record is not None:
+                    self.record(res)
+            out.append(pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL))
+        return pa.table({"result": pa.array(out, pa.large_binary())})
 
-    def run(self, chunk: Chunk) -> ChunkResult:
-        res = self.runner.run(chunk)
-        if self.record is not None:
-            self.record(res)
-        return res
 
-
-def _actor_options(ops: list, ray) -> dict[str, Any]:
+def _actor_options(ops: list, log) -> dict[str, Any]:
     gpu_ops = [op for op in ops if op.accelerator == "cuda"]
     opts: dict[str, Any] = {"num_cpus": 1}
     if gpu_ops and ray.cluster_resources().get("GPU", 0) > 0:
-        opts["num_gpus"] = gpu_fraction(gpu_ops, ray)
+        opts["num_gpus"] = gpu_fraction(gpu_ops, log)
     return opts
 
 
-def gpu_fraction(gpu_ops: list, ray) -> float:
-    """GPU share of one actor: the largest ``gpu_required``, or the summed ``mem_required`` of the
-    chain's model OPs over one GPU's memory (Data-Juicer's ``calculate_ray_np`` rule); a whole
-    GPU when neither is declared."""
+def gpu_fraction(gpu_ops: list, log=lambda msg: None) -> float:
+    """GPU share of one actor: the largest declared ``gpu_required``; else the memory its model
+    OPs are measured to need (on this driver's GPU, :func:`measure_worker_bytes`; ``mem_required``
+    is a floor) over one GPU's memory; a whole GPU when neither can be known."""
     declared = [op.gpu_required for op in gpu_ops if op.gpu_required]
     if declared:
         return min(1.0, max(declared))
-    mem = sum(_bytes(op.mem_required) for op in gpu_ops if op.mem_required)
+    from ..models.placement import measure_worker_bytes, parse_bytes
+
     per_gpu = _gpu_memory_bytes()
-    if not mem or not per_gpu:
+    need = sum(parse_bytes(op.mem_required) for op in gpu_ops)
+    if per_gpu:
+        need = max(need, measure_worker_bytes(gpu_ops))
+    if not need or not per_gpu:
         return 1.0
-    return min(1.0, round(mem / per_gpu + 0.005, 2))
+    share = min(1.0, round(need / per_gpu + 0.005, 2))
+    log(f"Ray: each actor asks for {share} GPU ({need / 2**30:.2f} GiB of {per_gpu / 2**30:.1f} GiB)")
+    return share
 
 
 def _gpu_memory_bytes() -> int:
@@ -124,13 +210,3 @@ def _gpu_memory_bytes() -> int:
         return torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else 0
     except ImportError:
         return 0
-
-
-def _bytes(value: Any) -> int:
-    if isinstance(value, (int, float)):
-        return int(value * (1 << 30)) if value < 1 << 10 else int(value)  # bare numbers are GB, as in DJ
-    text = str(value).strip().upper()
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10), ("G", 1 << 30), ("M", 1 << 20)):
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * scale)
-    return int(float(text))

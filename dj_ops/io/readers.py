@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -117,35 +118,67 @@ def iter_chunks(
     files: list[Path],
     batch_size: int = 1000,
     row_range: tuple[int, int] | None = None,
+    start: tuple[int, int] = (0, 0),
 ) -> Iterator[Chunk]:
     """Chunks of at most ``batch_size`` records over ``files`` in order.
 
     ``row_range`` = (start, stop) restricts to those global record ordinals (used for partitions
-    of one large file); records outside it are skipped without being parsed.
+    of one large file); records outside it are skipped without being parsed.  ``start`` is the
+    (chunk index, global row id) of the first chunk, when ``files`` continue earlier files (see
+    :func:`file_starts`).
     """
-    index = 0
-    first_row = 0
+    cursor = list(start)
     for path in files:
-        name = path.name.lower()
-        if name.endswith(".parquet"):
-            gen = _parquet_chunks(path, batch_size)
-        elif name.endswith(".arrow"):
-            gen = _arrow_chunks(path, batch_size)
-        elif name.endswith((".json", ".json.gz")) and _is_json_array(path):
-            gen = _json_array_chunks(path, batch_size)
-        else:
-            gen = _jsonl_chunks(path, batch_size)
-        for chunk in _stop_at_corruption(gen, path):
-            chunk.index, chunk.first_row = index, first_row
-            first_row += chunk.n_records
-            if row_range is not None:
-                chunk = _clip(chunk, row_range)
-                if chunk is None:
-                    if first_row >= row_range[1]:
-                        return
-                    continue
-            index += 1
-            yield chunk
+        yield from _file_chunks(path, batch_size, row_range, cursor)
+        if row_range is not None and cursor[1] >= row_range[1]:
+            return
+
+
+def file_starts(files: list[Path], batch_size: int, row_range: tuple[int, int] | None = None
+                ) -> list[tuple[int, int]]:
+    """(chunk index, global row id) at which each of ``files`` starts in :func:`iter_chunks`, so
+    that each file can be read on its own (reads every file but the last once)."""
+    cursor = [0, 0]
+    starts = []
+    for k, path in enumerate(files):
+        starts.append((cursor[0], cursor[1]))
+        if k + 1 < len(files):
+            for _ in _file_chunks(path, batch_size, row_range, cursor):
+                pass
+    return starts
+
+
+def _file_chunks(path: Path, batch_size: int, row_range: tuple[int, int] | None, cursor: list[int]
+                 ) -> Iterator[Chunk]:
+    """The chunks of one file; ``cursor`` = [next chunk index, next global row id] advances."""
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        gen = _parquet_chunks(path, batch_size)
+    elif name.endswith(".arrow"):
+        gen = _arrow_chunks(path, batch_size)
+    elif name.endswith((".json", ".json.gz")) and _is_json_array(path):
+        gen = _json_array_chunks(path, batch_size)
+    else:
+        gen = _jsonl_chunks(path, batch_size)
+    for chunk in _stop_at_corruption(gen, path):
+        chunk.index, chunk.first_row = cursor
+        cursor[1] += chunk.n_records
+        if row_range is not None:
+            chunk = _clip(chunk, row_range)
+            if chunk is None:
+                if cursor[1] >= row_range[1]:
+                    return
+                continue
+        cursor[0] += 1
+        yield chunk
+
+
+def with_skip(chunk: Chunk, mask: Any) -> Chunk:
+    """``chunk`` with the records ``mask`` (a boolean mask over its file's records) marks left out."""
+    if mask is not None:
+        offset = chunk.first_line - 1
+        chunk.skip = np.flatnonzero(mask[offset: offset + chunk.n_records])
+    return chunk
 
 
 def _stop_at_corruption(chunks: Iterator[Chunk], path: Path) -> Iterator[Chunk]:

@@ -3,13 +3,20 @@ exact and near-duplicate deduplication, on a local 2-CPU Ray cluster."""
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import threading
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 ray = pytest.importorskip("ray")
 
 from dj_ops.core.executor import LocalExecutor  # noqa: E402
+from dj_ops.core.faults import WorkerCrashed  # noqa: E402
 from dj_ops.core.ray_executor import RayExecutor, gpu_fraction  # noqa: E402
 from dj_ops.core.recipe import load_recipe  # noqa: E402
 from tests.faults import fault_ops  # noqa: E402,F401  (registers the test OPs)
@@ -80,5 +87,46 @@ def test_gpu_fraction_from_declared_memory():
         def __init__(self, gpu_required=None, mem_required=None):
             self.gpu_required, self.mem_required = gpu_required, mem_required
 
-    assert gpu_fraction([Op(gpu_required=0.25)], ray) == 0.25
-    assert gpu_fraction([Op()], ray) == 1.0
+    assert gpu_fraction([Op(gpu_required=0.25, mem_required=None)]) == 0.25
+    assert gpu_fraction([Op()]) == 1.0
+
+
+def chain_actor_pids() -> list[int]:
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if any("_ChainActor" in part for part in (p.info["cmdline"] or []))]
+
+
+@pytest.mark.slow
+def test_kill_ray_worker_mid_run(tmp_path, ray_cluster):
+    """kill -9 of a Ray actor while it holds chunks: the run (re-run if it stopped) ends with the
+    uninterrupted run's output."""
+    dataset = tmp_path / "data"
+    write_dataset(dataset, seed=8)
+    chain = [{"test_slow_mapper": {"seconds": 0.1}}, *CHAIN]
+    clean = tmp_path / "clean"
+    LocalExecutor(load_recipe(write_recipe(tmp_path / "c.yaml", dataset, clean, chain)),
+                  progress=False, log=lambda m: None).run()
+    out, ckpt = tmp_path / "out", tmp_path / "ckpt"
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", dataset, out, chain, executor_type="ray",
+                                      use_checkpoint=True, checkpoint_dir=str(ckpt)))
+    rng = random.Random(3)
+    killed = []
+
+    def killer():
+        while not any(ckpt.rglob("chunk-*.pkl")):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 1.0))
+        pids = chain_actor_pids()
+        if pids:
+            os.kill(rng.choice(pids), signal.SIGKILL)
+            killed.append(True)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        RayExecutor(recipe, progress=False, log=lambda m: None).run()
+    except WorkerCrashed:
+        RayExecutor(recipe, progress=False, log=lambda m: None).run()
+    thread.join(timeout=60)
+    assert killed
+    assert outputs(out) == outputs(clean)
