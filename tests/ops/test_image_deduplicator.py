@@ -1,5 +1,13 @@
 """image_deduplicator: Data-Juicer's unit-test cases on its test images, and the hashes of the
-``imagededup`` library it calls (golden values computed with imagededup 0.3.3 on the same images)."""
+``imagededup`` library it calls (golden values computed with imagededup 0.3.3 on the same images).
+
+The hashes are computed here rather than by a library on purpose: Data-Juicer calls imagededup,
+which cannot be installed next to the pinned CPU torch (it requires torchvision, which pulls another
+torch), and ``imagehash`` hashes differently (its phash thresholds the 8x8 DCT block at the median
+*including* the DC term with ``>``; imagededup excludes it and uses ``>=``), which would break parity
+with Data-Juicer's duplicate decisions.  Re-checked on 2026-12-02 against imagededup 0.3.3.post2
+(installed aside, its torchvision/matplotlib imports stubbed): all four methods agree on these 5
+images and on the first 60 ImageNet photos of ../shared/data/images."""
 
 from __future__ import annotations
 
