@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dj_ops.core.recipe import Recipe, RecipeError, recipe_from_dict
 
@@ -102,14 +102,74 @@ class PrepareSplit(BaseModel):
     where: dict[str, Any] = Field(default_factory=dict)
 
 
+class LabelBins(BaseModel):
+    """``meta.label`` from a field of the file name: the bin whose first value is the greatest one
+    not above the field's value (values compared as strings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    field: str
+    #: {label: first value of its bin}
+    bins: dict[str, str]
+
+    @field_validator("bins")
+    @classmethod
+    def _bins(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) < 2:
+            raise ValueError("name at least two bins")
+        return v
+
+    def label(self, value: str) -> str | None:
+        below = [(start, name) for name, start in self.bins.items() if start <= value]
+        return max(below)[1] if below else None
+
+
+class ImageFolder(BaseModel):
+    """A folder of images as rows: ``{text, images: [absolute path], meta: {file, <groups>, label}}``,
+    one per image file whose name matches, in a seeded shuffled order (file names are often
+    sorted by class)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    #: regular expression matched against the file name without extension; named groups go to meta
+    name_pattern: str = r"(?P<name>.+)"
+    #: the row's text: a format string over the named groups, e.g. 'a photo of a {name}'
+    text: str = "{name}"
+    #: meta.label from a named group (see LabelBins)
+    label: LabelBins | None = None
+    extensions: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+    seed: int = 0
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _pattern(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _groups(self) -> "ImageFolder":
+        groups = set(re.compile(self.name_pattern).groupindex)
+        if self.label is not None and self.label.field not in groups:
+            raise ValueError(f"label.field {self.label.field!r} is not a named group of name_pattern "
+                             f"(groups: {sorted(groups)})")
+        try:
+            self.text.format(**{g: "" for g in groups})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"text {self.text!r} must use only the named groups {sorted(groups)}: {exc}") from None
+        return self
+
+
 class PrepareData(BaseModel):
     """Prepares the sandbox's data once, before any trial: the first ``rows`` matching records of
-    ``source`` per split, in file order (splits never share a record).  Idempotent: a split file
-    that exists with the same settings is kept."""
+    ``source`` per split, in file order (splits never share a record).  ``source`` is a JSON-lines
+    file (optionally gzipped) or, with ``image_folder``, a folder of images.  Idempotent: a split
+    file that exists with the same settings is kept."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     source: str
     text_key: str = "text"
+    image_folder: ImageFolder | None = None
     splits: dict[str, PrepareSplit]
 
     @field_validator("splits")

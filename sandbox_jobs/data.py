@@ -6,14 +6,15 @@ import gzip
 import hashlib
 import json
 import random
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
 
 from dj_ops.io.readers import iter_chunks, parse_chunk, resolve_inputs
 
-from .config import PrepareData, SandboxConfig
+from .config import ImageFolder, PrepareData, SandboxConfig
 
 
 def field_value(row: dict, dotted: str) -> Any:
@@ -53,8 +54,39 @@ def sample_rows(rows: list, n: int | None, seed: int) -> list:
 def _settings_hash(prep: PrepareData) -> str:
     src = Path(prep.source)
     stat = src.stat()
-    blob = json.dumps([prep.model_dump(), stat.st_size, int(stat.st_mtime)], sort_keys=True, default=str)
+    files = sorted(p.name for p in src.iterdir()) if src.is_dir() else []
+    blob = json.dumps([prep.model_dump(), stat.st_size, int(stat.st_mtime), files], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _jsonl_records(src: Path) -> Iterator[tuple[dict, bytes]]:
+    opener = gzip.open if src.name.endswith(".gz") else open
+    with opener(src, "rb") as f:
+        for line in f:
+            if line.strip():
+                yield orjson.loads(line), line.rstrip(b"\n") + b"\n"
+
+
+def image_folder_records(src: Path, folder: ImageFolder, text_key: str,
+                         log=print) -> Iterator[tuple[dict, bytes]]:
+    """One record per image file of ``src`` whose name matches, in a seeded shuffled order."""
+    pattern = re.compile(folder.name_pattern)
+    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in folder.extensions)
+    random.Random(folder.seed).shuffle(files)
+    unmatched = []
+    for path in files:
+        match = pattern.fullmatch(path.stem)
+        if match is None:
+            unmatched.append(path.name)
+            continue
+        groups = {k: v for k, v in match.groupdict().items() if v is not None}
+        meta: dict[str, Any] = {"file": path.name, **groups}
+        if folder.label is not None:
+            meta["label"] = folder.label.label(groups[folder.label.field])
+        record = {text_key: folder.text.format(**groups), "images": [str(path.resolve())], "meta": meta}
+        yield record, orjson.dumps(record) + b"\n"
+    if unmatched:
+        log(f"prepare_data: {len(unmatched)} image files of {src} do not match name_pattern, e.g. {unmatched[0]}")
 
 
 def prepare_data(sandbox: SandboxConfig, log=print) -> dict[str, Any]:
@@ -70,7 +102,9 @@ def prepare_data(sandbox: SandboxConfig, log=print) -> dict[str, Any]:
     out_dir = sandbox.prepared_dir
     marker = out_dir / "prepared.json"
     src = Path(prep.source)
-    if not src.is_file():
+    if prep.image_folder is not None and not src.is_dir():
+        raise FileNotFoundError(f"prepare_data.source: {src} is not a folder (image_folder is set)")
+    if prep.image_folder is None and not src.is_file():
         raise FileNotFoundError(f"prepare_data.source: {src} does not exist")
     digest = _settings_hash(prep)
     if marker.is_file():
@@ -80,20 +114,17 @@ def prepare_data(sandbox: SandboxConfig, log=print) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     wanted = {name: split.rows for name, split in prep.splits.items()}
     rows: dict[str, list[bytes]] = {name: [] for name in prep.splits}
-    opener = gzip.open if src.name.endswith(".gz") else open
-    with opener(src, "rb") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            record = orjson.loads(line)
-            if not isinstance(field_value(record, prep.text_key), str):
-                continue
-            for name, split in prep.splits.items():
-                if len(rows[name]) < wanted[name] and all(field_value(record, k) == v for k, v in split.where.items()):
-                    rows[name].append(line.rstrip(b"\n") + b"\n")
-                    break
-            if all(len(rows[n]) >= wanted[n] for n in rows):
+    records = (_jsonl_records(src) if prep.image_folder is None
+               else image_folder_records(src, prep.image_folder, prep.text_key, log))
+    for record, line in records:
+        if not isinstance(field_value(record, prep.text_key), str):
+            continue
+        for name, split in prep.splits.items():
+            if len(rows[name]) < wanted[name] and all(field_value(record, k) == v for k, v in split.where.items()):
+                rows[name].append(line)
                 break
+        if all(len(rows[n]) >= wanted[n] for n in rows):
+            break
     paths = {}
     for name, lines in rows.items():
         if len(lines) < wanted[name]:

@@ -315,7 +315,8 @@ class ProcessData(Hook):
 
 @register_hook("TrainModel")
 class TrainModel(Hook):
-    """Trains a small transformer (language model or classifier) on a dataset; see :mod:`sandbox_jobs.models`."""
+    """Trains a small model on a dataset: a transformer (language model or classifier) or a linear
+    probe on CLIP image embeddings; see :mod:`sandbox_jobs.models`."""
 
     kind = "model"
     outputs = ("model_path", "train_rows")
@@ -331,7 +332,8 @@ class TrainModel(Hook):
                 update={"train_dataset": self.path(self.extra.tokenizer.train_dataset)}),
         })
         out_dir = Path(s.work_dir) if s.work_dir else self.job_dir / "model"
-        result = train_model(s, out_dir, self.ctx.sandbox.work_path / "tokenizers", self.log)
+        work = self.ctx.sandbox.work_path
+        result = train_model(s, out_dir, work / "tokenizers", self.log, embedding_cache=work / "embeddings")
         self.watch({k: v for k, v in result.items() if k != "model_path"})
         return result
 
@@ -376,7 +378,7 @@ class EvaluateData(Hook):
 
 @register_hook("EvaluateModel")
 class EvaluateModel(Hook):
-    """Held-out perplexity / bits per byte (language model) or accuracy (classifier)."""
+    """Held-out perplexity / bits per byte (language model) or accuracy (classifier, CLIP probe)."""
 
     kind = "model"
     outputs = ("metrics",)
@@ -387,6 +389,6 @@ class EvaluateModel(Hook):
 
         s = self.extra.model_copy(update={"model_path": self.path(self.extra.model_path),
                                           "eval_dataset": self.path(self.extra.eval_dataset)})
-        result = evaluate_model(s, self.log)
+        result = evaluate_model(s, self.log, embedding_cache=self.ctx.sandbox.work_path / "embeddings")
         self.watch(result)
         return {"metrics": result}

@@ -10,6 +10,9 @@
   evaluated by held-out perplexity and bits per byte.
 - **transformer_classifier**: the same encoder without the causal mask, mean-pooled, with a
   linear head over the labels of ``label_key`` (IMDB: ``meta.label``); evaluated by accuracy.
+- **clip_linear_probe** (image-text data): a linear classifier over the labels of ``label_key`` on
+  the CLIP image embeddings of each row's image (:mod:`sandbox_jobs.clip_probe`); evaluated by
+  accuracy.
 
 Training is seeded (model init, batch order, dropout) and runs on the GPU when one is present
 (``device: auto``).
@@ -58,11 +61,24 @@ class ArchSettings(BaseModel):
     max_seq_len: int = Field(default=128, ge=4)
 
 
+class ClipSettings(BaseModel):
+    """The CLIP model of a ``clip_linear_probe`` and where rows keep their images."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: a local folder or a hub id (resolved as the CLIP-based OPs resolve ``hf_clip``)
+    model: str = "openai/clip-vit-base-patch32"
+    #: the field with each row's image path (or a list of paths: the first one is used)
+    image_key: str = "images"
+    image_bytes_key: str = "image_bytes"
+    #: L2-normalise the embeddings before the probe (as CLIP compares them)
+    normalize: bool = True
+
+
 class TrainSettings(BaseModel):
     """``extra_configs`` of TrainModel."""
 
     model_config = ConfigDict(extra="forbid")
-    type: Literal["transformer_lm", "transformer_classifier"] = "transformer_lm"
+    type: Literal["transformer_lm", "transformer_classifier", "clip_linear_probe"] = "transformer_lm"
     #: the data to train on (usually set by ``input`` from the ProcessData job)
     train_dataset: str | None = None
     text_key: str = "text"
@@ -70,6 +86,8 @@ class TrainSettings(BaseModel):
     #: draw this many rows (seeded), e.g. as many as another job kept; None: all rows
     max_rows: int | None = Field(default=None, ge=1)
     tokenizer: TokenizerSettings = Field(default_factory=TokenizerSettings)
+    #: the CLIP model and image field of a clip_linear_probe
+    clip: ClipSettings = Field(default_factory=ClipSettings)
     model: ArchSettings = Field(default_factory=ArchSettings)
     epochs: int = Field(default=1, ge=1)
     batch_size: int = Field(default=32, ge=1)
@@ -264,11 +282,17 @@ def _set_threads(threads: int | None) -> None:
         _torch().set_num_threads(threads)
 
 
-def train_model(settings: TrainSettings, out_dir: Path, tokenizer_cache: Path, log=print) -> dict[str, Any]:
-    """Train on ``settings.train_dataset``; write ``model.pt``, ``model.json``, ``tokenizer.json``."""
+def train_model(settings: TrainSettings, out_dir: Path, tokenizer_cache: Path, log=print,
+                embedding_cache: Path | None = None) -> dict[str, Any]:
+    """Train on ``settings.train_dataset``; write ``model.pt``, ``model.json`` (and ``tokenizer.json``).
+    ``embedding_cache``: where a clip_linear_probe keeps image embeddings (None: not cached)."""
     torch = _torch()
     if not settings.train_dataset:
         raise ValueError("TrainModel: extra_configs.train_dataset is not set (give it, or set it with `input`)")
+    if settings.type == "clip_linear_probe":
+        from .clip_probe import train_probe
+
+        return train_probe(settings, out_dir, embedding_cache, log)
     lm = settings.type == "transformer_lm"
     fields = [settings.text_key] if lm else [settings.text_key, settings.label_key]
     rows = read_rows(settings.train_dataset, fields, settings.text_key)
@@ -360,8 +384,8 @@ def train_model(settings: TrainSettings, out_dir: Path, tokenizer_cache: Path, l
     }
 
 
-def evaluate_model(settings: EvalSettings, log=print) -> dict[str, Any]:
-    """Held-out perplexity and bits per byte (language model) or accuracy (classifier)."""
+def evaluate_model(settings: EvalSettings, log=print, embedding_cache: Path | None = None) -> dict[str, Any]:
+    """Held-out perplexity and bits per byte (language model) or accuracy (classifier, probe)."""
     torch = _torch()
     if not settings.model_path or not settings.eval_dataset:
         raise ValueError("EvaluateModel: extra_configs.model_path and eval_dataset must be set (directly or by `input`)")
@@ -371,6 +395,11 @@ def evaluate_model(settings: EvalSettings, log=print) -> dict[str, Any]:
     kind = settings.type or ("perplexity" if lm else "accuracy")
     if (kind == "perplexity") != lm:
         raise ValueError(f"EvaluateModel: type {kind!r} does not fit a {meta['type']} model")
+    _set_threads(settings.threads)
+    if meta["type"] == "clip_linear_probe":
+        from .clip_probe import evaluate_probe
+
+        return evaluate_probe(settings, meta, embedding_cache, log)
     text_key = settings.text_key or meta["text_key"]
     label_key = settings.label_key or meta["label_key"]
     rows = read_rows(settings.eval_dataset, [text_key] if lm else [text_key, label_key], text_key)
@@ -383,7 +412,6 @@ def evaluate_model(settings: EvalSettings, log=print) -> dict[str, Any]:
         rows = [r for r in rows if r[label_key] in index]
     if not rows:
         raise ValueError(f"EvaluateModel: no usable rows in {settings.eval_dataset}")
-    _set_threads(settings.threads)
     device = pick_device(settings.device)
     model = build_model(meta["vocab_size"], arch, causal=lm, n_classes=None if lm else len(labels))
     model.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu"))
