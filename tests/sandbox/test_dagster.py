@@ -157,3 +157,52 @@ def test_prepared_data_and_the_failure_sensor(tmp_path, instance):
     assert [t.state.name for t in study.get_trials()] == ["FAIL"]
     start = next(s for s in defs.sensors if s.name == "tiny_start_trials")
     assert "every trial has finished" in start(dg.build_sensor_context(instance=instance, definitions=defs)).skip_message
+
+
+@pytest.mark.slow
+def test_sensors_alone_drive_a_trial_from_start_to_best_recipe(tmp_path, instance):
+    """What the daemon does under ``dagster dev``: tick every sensor, launch what it requests, repeat.
+    Only the start sensor is switched on by hand; every later step is started by a chain sensor
+    when its input materializes."""
+    bundle, defs = make(tmp_path)
+    sensors = [s for s in defs.sensors if isinstance(s, dg.SensorDefinition) and not isinstance(s, dg.RunStatusSensorDefinition)]
+    cursors: dict[str, str | None] = {}
+    seen_keys: set[str] = set()
+    launched: list[tuple[str, str | None, str]] = []
+    for _ in range(10):  # ticks
+        requests = []
+        for sensor in sensors:
+            ctx = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursors.get(sensor.name))
+            result = sensor(ctx)
+            if isinstance(result, dg.SkipReason):
+                continue
+            cursors[sensor.name] = result.cursor or cursors.get(sensor.name)
+            for add in result.dynamic_partitions_requests or []:
+                instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
+            requests += [(sensor, r) for r in result.run_requests if r.run_key not in seen_keys]
+        if not requests:
+            break
+        for sensor, req in requests:  # the run launcher
+            seen_keys.add(req.run_key)
+            run = defs.resolve_job_def(sensor.job_name).execute_in_process(
+                instance=instance, partition_key=req.partition_key, tags=req.tags)
+            assert run.success
+            launched.append((sensor.name, req.partition_key, sensor.job_name))
+    assert launched == [
+        ("tiny_start_trials", "trial_0000", "tiny_probe_job"),
+        ("tiny_probe_to_refine", "trial_0000", "tiny_refine_job"),
+        ("tiny_refine_to_process", "trial_0000", "tiny_process_job"),
+        ("tiny_process_to_train", "trial_0000", "tiny_train_job"),
+        ("tiny_train_to_evaluate", "trial_0000", "tiny_evaluate_job"),
+        ("tiny_evaluate_to_best_recipe", None, "tiny_best_recipe_job"),
+    ]
+    for asset in ("probe_report", "refined_recipe", "processed_dataset", "trained_model", "evaluation_report"):
+        (rec,) = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key(asset)), limit=5).records
+        assert rec.partition_key == "trial_0000"
+    runs = instance.get_runs()
+    assert all(r.tags.get("sandbox/trial") == "trial_0000" for r in runs if r.job_name != "tiny_best_recipe_job")
+    (best,) = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key("best_recipe")), limit=5).records
+    md = best.asset_materialization.metadata
+    assert md["best_trial"].value == "trial_0000" and "eval_model.perplexity" in md["trials_table"].value
+    start = next(s for s in sensors if s.name == "tiny_start_trials")
+    assert "every trial has finished" in start(dg.build_sensor_context(instance=instance, definitions=defs)).skip_message
