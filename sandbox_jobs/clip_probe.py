@@ -36,11 +36,10 @@ EMBED_ROWS = 64
 
 @dataclass(frozen=True)
 class ImageColumns:
-    """Where a row keeps its images (what the image helpers of dj_ops read from an OP)."""
+    """Where a batch keeps its images (what the image helpers of dj_ops read from an OP)."""
 
-    image_key: str
-    image_bytes_key: str
-    name: str = "TrainModel"
+    image_key: str = "images"
+    image_bytes_key: str = "image_bytes"
 
 
 def _image_ref(value: Any) -> Any:
@@ -96,8 +95,8 @@ class EmbeddingCache:
         tmp.replace(self.path)
 
 
-def image_embeddings(refs: list[Any], model: str, device: str, image_bytes_key: str,
-                     cache_dir: Path | None, log=print) -> tuple[list[np.ndarray | None], list[str | None]]:
+def image_embeddings(refs: list[Any], model: str, device: str, cache_dir: Path | None,
+                     log=print) -> tuple[list[np.ndarray | None], list[str | None]]:
     """The projected CLIP embedding (float32) of each image reference, or None with the reason."""
     from dj_ops.core.batch import Batch
     from dj_ops.models import clip
@@ -116,11 +115,11 @@ def image_embeddings(refs: list[Any], model: str, device: str, image_bytes_key: 
             out[i] = cache.vectors[key]
         else:
             todo.append(i)
-    columns = ImageColumns("images", image_bytes_key)
+    columns = ImageColumns()
     t0 = time.perf_counter()
     for start in range(0, len(todo), EMBED_ROWS):
         part = todo[start: start + EMBED_ROWS]
-        batch = Batch.from_rows([{"images": [refs[i]]} for i in part])
+        batch = Batch.from_rows([{columns.image_key: [refs[i]]} for i in part])
         items = [(r, k) for r, src in enumerate(images.sources(batch, columns)) for k in src]
         for (r, _), emb in zip(items, clip.image_embeddings(batch, columns, items, tower, processor)):
             i = part[r]
@@ -158,7 +157,7 @@ def _labelled(rows: list[dict], image_key: str, label_key: str, labels: list | N
         else:
             usable.append(r)
     vecs, errors = image_embeddings([_image_ref(r[image_key]) for r in usable], clip_settings.model, device,
-                                    clip_settings.image_bytes_key, cache_dir, log)
+                                    cache_dir, log)
     keep = [i for i, v in enumerate(vecs) if v is not None]
     bad = [e for e in errors if e is not None]
     if bad:

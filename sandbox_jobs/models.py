@@ -69,7 +69,6 @@ class ClipSettings(BaseModel):
     model: str = "openai/clip-vit-base-patch32"
     #: the field with each row's image path (or a list of paths: the first one is used)
     image_key: str = "images"
-    image_bytes_key: str = "image_bytes"
     #: L2-normalise the embeddings before the probe (as CLIP compares them)
     normalize: bool = True
 

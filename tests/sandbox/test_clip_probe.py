@@ -100,8 +100,8 @@ def test_probe_embeddings_do_not_depend_on_batching(tmp_path, tiny_clip):
     from sandbox_jobs.clip_probe import image_embeddings
 
     refs = [p for p, _ in make_images(tmp_path / "img", EMBED_ROWS + 3, seed=2, sizes=((40, 40), (64, 30)))]
-    whole, errors = image_embeddings(refs, str(tiny_clip), "cpu", "image_bytes", None, log=lambda m: None)
-    tail, _ = image_embeddings(refs[EMBED_ROWS:], str(tiny_clip), "cpu", "image_bytes", None, log=lambda m: None)
+    whole, errors = image_embeddings(refs, str(tiny_clip), "cpu", None, log=lambda m: None)
+    tail, _ = image_embeddings(refs[EMBED_ROWS:], str(tiny_clip), "cpu", None, log=lambda m: None)
     assert errors == [None] * len(refs)
     assert all((x == y).all() for x, y in zip(whole[EMBED_ROWS:], tail))
 
