@@ -6,7 +6,8 @@ Per recipe ``<name>`` (asset keys prefixed by it, one asset group named after it
   ``<name>_shards``, one per file or row range of a large file (see :mod:`dj_assets.shards`);
 - ``<name>/<stage>``: one partitioned asset per stage (:mod:`dj_ops.core.stages`), whose step
   runs the stage's fused OP chain through the engine and writes one Parquet file per partition;
-  a global stage (deduplication) reads every earlier partition too;
+  a global stage (deduplication) stores each partition's keys beside its file and decides its
+  partitions against the stored keys of the others (:class:`PartitionKeyStore`);
 - ``<name>/export``: the whole result in the recipe's ``export_path`` and format (Data-Juicer's
   output, stats file included);
 - ``<name>_job`` (all of the above), ``<name>_schedule`` (recipe key ``schedule``) and
@@ -31,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
+from dj_ops.core import dedup_store
 from dj_ops.core.constants import Fields
 from dj_ops.core.recipe import Recipe, load_recipe
 from dj_ops.core.stages import Stage, plan_stages
@@ -38,7 +40,7 @@ from dj_ops.core.stages import Stage, plan_stages
 from . import metadata as md
 from .gpu import GPU_POOL
 from .shards import Shard, discover_shards, resolve_shards
-from .stage_runner import PartitionResult, StageRun, run_global_stage, run_per_row_stage
+from .stage_runner import PartitionResult, StageRun, run_global_stage, run_per_row_stage, safe_name
 from .storage import StagedPartitions, partition_order
 
 # every stage asset declares a single-run backfill policy (a partition range is one step); the
@@ -171,9 +173,13 @@ def _materialize_stage(context: dg.AssetExecutionContext, bundle: RecipeBundle, 
     if not targets:
         raise dg.Failure(f"partitions {sorted(requested)[:10]} are not partitions of {bundle.partitions.name}")
     needed = order[:order.index(targets[-1]) + 1] if stage.is_global else targets
+    # a global stage's later partitions join its decision through their stored keys only
+    later = order[order.index(targets[-1]) + 1:] if stage.is_global else []
     if upstream is None:
         shards = resolve_shards(bundle.recipe, bundle.inbox, needed)
+        later_shards = resolve_shards(bundle.recipe, bundle.inbox, later) if later else []
     else:
+        later_shards = [upstream[k] for k in later if k in upstream]
         missing = [k for k in needed if k not in upstream or not UPath(upstream[k].path).exists()]
         if missing:
             raise dg.Failure(
@@ -190,7 +196,13 @@ def _materialize_stage(context: dg.AssetExecutionContext, bundle: RecipeBundle, 
             gpu_label = None if not stage.uses_gpu else \
                 f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}" if device else "no GPU on host"
             if stage.is_global:
-                run = run_global_stage(recipe, stage, shards, files, targets, staging, bad_dir, context.log.info)
+                key_store = PartitionKeyStore(storage, context.asset_key, [*shards, *later_shards])
+                run = run_global_stage(recipe, stage, shards, files, targets, staging, bad_dir, context.log.info,
+                                       key_store, [s.key for s in later_shards])
+                if run.stale_partitions:
+                    context.log.warning(
+                        f"{stage.name}: a row of {targets} joined near-duplicate clusters of earlier partitions, "
+                        f"whose outputs are now out of date: materialize {run.stale_partitions} again")
             else:
                 run = run_per_row_stage(recipe, stage, shards, files, staging, bad_dir, context.log.info)
         context.log.info(
@@ -215,13 +227,63 @@ def _run_metadata(run: StageRun, stage: Stage, recipe: Recipe, gpu_label: str | 
         "partitions_in_step": len(run.partitions),
     }
     if stage.is_global:
+        meta["dedup"] = dg.MetadataValue.json(run.report.dedup)
+        meta.update(md.dedup_metadata(run.report.dedup))
+        if run.report.trace_dir:
+            meta["trace_dir"] = dg.MetadataValue.path(run.report.trace_dir)
+    if stage.is_global and not (run.keys_read or run.keys_computed):  # earlier partitions run as context
         meta["ops_all_partitions_read"] = md.ops_table(run.report.ops)
         meta["context_partitions"] = run.context_partitions
-        meta["dedup"] = dg.MetadataValue.json(run.report.dedup)
         meta["bad_rows_step"] = run.report.bad_rows
         if run.report.bad_rows_file:
             meta["bad_rows_file"] = dg.MetadataValue.path(run.report.bad_rows_file)
+    elif stage.is_global:
+        meta["dedup_keys_read"] = dg.MetadataValue.json(run.keys_read)
+        meta["dedup_keys_computed"] = dg.MetadataValue.json(run.keys_computed)
+        meta["stale_partitions"] = dg.MetadataValue.json(run.stale_partitions)
     return meta
+
+
+class PartitionKeyStore:
+    """A global stage's deduplication keys, one small Parquet file per partition beside the
+    partition files: ``<root>/<recipe>/<stage>/_dedup_keys/<partition>.parquet``.  Stored keys
+    name the input they were computed from (path, row range, size, modification time), so keys of
+    a partition whose upstream changed are never read."""
+
+    def __init__(self, storage, asset_key: dg.AssetKey, shards: list[Shard]):
+        self.storage = storage
+        self.folder = storage.base.joinpath(*asset_key.path, "_dedup_keys")
+        self.shards = {s.key: s for s in shards}
+
+    def path(self, partition: str) -> UPath:
+        return self.folder / f"{partition}.parquet"
+
+    def source(self, partition: str) -> str | None:
+        shard = self.shards.get(partition)
+        if shard is None:
+            return None
+        p = UPath(shard.path)
+        try:
+            info = p.fs.info(p.path)
+        except FileNotFoundError:
+            return None
+        stamp = next((info[k] for k in ("mtime", "LastModified", "last_modified", "created", "ETag") if info.get(k)), "")
+        return f"{shard.path}|{shard.row_range}|{info.get('size')}|{stamp}"
+
+    def load(self, partition: str, fingerprint: str):
+        source, path = self.source(partition), self.path(partition)
+        if source is None or not path.exists():
+            return None
+        with path.open("rb") as f:
+            return dedup_store.read_keys(f, fingerprint, source)
+
+    def save(self, partition: str, fingerprint: str, keys, removed, staging: Path) -> None:
+        source = self.source(partition)
+        if source is None:
+            return
+        staged = staging / "_dedup_keys" / f"{safe_name(partition)}.parquet"
+        dedup_store.write_keys(staged, keys, fingerprint, source, removed)
+        self.storage.commit(staged, self.path(partition))
 
 
 class _CheckAccumulator:

@@ -177,3 +177,40 @@ def partition_metadata(res: PartitionResult, path: str, stats: dict[str, list]) 
         md["stats_summary"] = table
         md["histograms"] = dg.MetadataValue.md(charts)
     return md
+
+
+# ---------------------------------------------------------------------------------------------
+# deduplication
+
+
+def dedup_metadata(dedup: dict[str, dict]) -> dict:
+    """Clusters, removed rows and the sample duplicate pairs (with their similarity) of each
+    deduplicator of a global stage."""
+    out: dict = {}
+    for name, summary in dedup.items():
+        prefix = "dedup" if len(dedup) == 1 else f"dedup_{name}"
+        for field in ("clusters", "removed_rows"):
+            if field in summary:
+                out[f"{prefix}_{field}"] = int(summary[field])
+        pairs = summary.get("sample_pairs") or []
+        if not pairs:
+            continue
+        lines = ["| survivor | removed | similarity |", "|---|---|---|"]
+        for pair in pairs:
+            if "estimated_jaccard" in pair:
+                similarity = f"Jaccard ≈ {pair['estimated_jaccard']}"
+            elif "hamming_distance" in pair:
+                similarity = f"Hamming distance {pair['hamming_distance']}"
+            else:
+                similarity = "identical key"
+            lines.append(f"| {_where(pair['survivor'])} | {_where(pair['removed'])} | {similarity} |")
+        out[f"{prefix}_sample_pairs"] = dg.MetadataValue.md("\n".join(lines))
+    return out
+
+
+def _where(row) -> str:
+    if not isinstance(row, dict):
+        return f"row {row}"
+    text = row.get("text")
+    snippet = f": {text[:80].replace('|', '/')}" if isinstance(text, str) else ""
+    return f"`{row['partition']}` row {row['row']}{snippet}".replace("\n", " ")

@@ -1,22 +1,29 @@
 """Runs one stage of a recipe over partitions through the engine (no Dagster in here).
 
 A per-row stage runs partition by partition, so every partition gets its own engine report
-(per-OP rows and seconds).  A global stage (deduplication) runs once over its input partitions
-in partition order, one output per partition, so the first occurrence in that order survives,
-exactly as a local run over the same files in the same order decides.  Partitions before the
-requested ones are read for context (their rows count as earlier occurrences) but not written.
+(per-OP rows and seconds).  A global stage (deduplication) decides in partition order, so the
+first occurrence in that order survives, exactly as a local run over the same files in the same
+order decides.  With one deduplicator whose keys can be stored (every built-in one), each
+partition's keys are stored beside its output (:mod:`dj_ops.core.dedup_store`): a step keys its
+own partitions and reads the stored keys of the others instead of recomputing them.  Otherwise
+the partitions before the requested ones are run again as context (read, not written).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
+import numpy as np
+import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dj_ops.core import dedup_store
 from dj_ops.core.executor import LocalExecutor, RunReport
 from dj_ops.core.recipe import Recipe
 from dj_ops.core.stages import Stage
@@ -47,7 +54,24 @@ class StageRun:
 
     partitions: list[PartitionResult]
     report: RunReport  # the engine's report over everything it read (summed for per-row stages)
-    context_partitions: int = 0  # partitions read only as deduplication context
+    context_partitions: int = 0  # partitions run again only as deduplication context
+    #: deduplication from stored keys: partitions whose stored keys were read / had to be computed
+    keys_read: list[str] = field(default_factory=list)
+    keys_computed: list[str] = field(default_factory=list)
+    #: earlier partitions whose output no longer matches the decision over every partition (a
+    #: later row joined two of their clusters): materialize them again
+    stale_partitions: list[str] = field(default_factory=list)
+
+
+class KeyStore(Protocol):
+    """Where a global stage's per-partition deduplication keys live (beside its outputs)."""
+
+    def load(self, partition: str, fingerprint: str) -> dedup_store.StoredKeys | None:
+        """The partition's stored keys, if made with ``fingerprint`` from its current input."""
+
+    def save(self, partition: str, fingerprint: str, keys: pa.Array, removed: np.ndarray | None,
+             staging: Path) -> None:
+        """Store the partition's keys (and the decision its output was written with)."""
 
 
 def stage_recipe(recipe: Recipe, stage: Stage) -> Recipe:
@@ -99,10 +123,15 @@ def run_per_row_stage(recipe: Recipe, stage: Stage, shards: list[Shard], files: 
 
 
 def run_global_stage(recipe: Recipe, stage: Stage, shards: list[Shard], files: list[Path], targets: list[str],
-                     staging: Path, bad_rows_dir: Path, log: Callable[[str], None]) -> StageRun:
-    """All ``shards`` (partition order) through the stage at once; outputs for ``targets`` only.
+                     staging: Path, bad_rows_dir: Path, log: Callable[[str], None],
+                     key_store: KeyStore | None = None, later: list[str] = ()) -> StageRun:
+    """Outputs for ``targets``, decided over every partition in order.
 
-    Shards after the last target cannot affect the targets and are not read.
+    ``shards`` / ``files``: the partitions up to the last target.  With a ``key_store``, the
+    targets are keyed, the other partitions' keys are read from it (computed and stored when
+    missing), and the partitions in ``later`` whose keys are stored join the decision too: a later
+    row can join two earlier near-duplicate clusters.  Without one, the partitions before the
+    targets are run again as context.
     """
     last = max(i for i, s in enumerate(shards) if s.key in targets)
     shards, files = shards[:last + 1], files[:last + 1]
@@ -110,6 +139,10 @@ def run_global_stage(recipe: Recipe, stage: Stage, shards: list[Shard], files: l
     rows = [estimated_rows(s, f) for s, f in zip(shards, files)]
     if all(n is not None for n in rows) and sum(rows) <= SMALL_PARTITION_ROWS:
         engine_recipe = engine_recipe.model_copy(update={"np": 1})
+    cut = dedup_store.dedup_position(engine_recipe) if key_store is not None else None
+    if cut is not None:
+        return _run_from_stored_keys(engine_recipe, cut, shards, files, targets, later, staging, bad_rows_dir,
+                                     log, key_store)
     files = _whole_files(engine_recipe, shards, files, staging / "_ranges", log)
     outputs, results = {}, {}
     for shard, file in zip(shards, files):
@@ -126,6 +159,120 @@ def run_global_stage(recipe: Recipe, stage: Stage, shards: list[Shard], files: l
                                                  seconds=round(seconds, 3), workers=engine_recipe.np)
     ordered = [results[k] for k in targets if k in results]
     return StageRun(ordered, rep, context_partitions=len(shards) - len(ordered))
+
+
+def _run_from_stored_keys(recipe: Recipe, cut: int, shards: list[Shard], files: list[Path], targets: list[str],
+                          later: list[str], staging: Path, bad_rows_dir: Path, log: Callable[[str], None],
+                          key_store: KeyStore) -> StageRun:
+    fingerprint = dedup_store.keys_fingerprint(recipe, cut)
+    run = StageRun([], RunReport(recipe=recipe.project_name))
+    keyed: dict[str, dedup_store.PartitionKeys] = {}
+    for shard, file in zip(shards, files):
+        if shard.key in targets:
+            keyed[shard.key] = dedup_store.partition_keys(
+                recipe, cut, file, shard.row_range, staging / "_keyed" / f"{safe_name(shard.key)}.parquet",
+                bad_rows_dir / f"{safe_name(shard.key)}.jsonl", log)
+            run.keys_computed.append(shard.key)
+        elif key_store.load(shard.key, fingerprint) is None:
+            # keyed before keys were stored, or its input changed since: key it once, store it
+            part = dedup_store.partition_keys(
+                recipe, cut, file, shard.row_range, staging / "_context" / f"{safe_name(shard.key)}.parquet",
+                staging / "_context" / "bad_rows.jsonl", log, keep_rows=False)
+            key_store.save(shard.key, fingerprint, part.keys, None, staging)
+            run.keys_computed.append(shard.key)
+    order = [s.key for s in shards] + list(later)
+    decided: list[str] = []  # partitions in the decision, in order
+    stored_removed: dict[str, np.ndarray] = {}
+
+    def keys_in_order() -> Iterator[pa.Array]:  # one partition's keys in memory at a time
+        for key in order:
+            if key in keyed:
+                decided.append(key)
+                yield keyed[key].keys
+                continue
+            stored = key_store.load(key, fingerprint)
+            if stored is None:
+                continue  # a later partition not keyed yet: it is decided when it is materialized
+            decided.append(key)
+            if key not in targets and key not in run.keys_computed:
+                run.keys_read.append(key)
+            if stored.removed is not None:
+                stored_removed[key] = stored.removed
+            yield stored.keys
+
+    op = recipe.build_ops()[cut]
+    decision = dedup_store.decide(op, keys_in_order())
+    position = {key: i for i, key in enumerate(decided)}
+    for key, removed in stored_removed.items():
+        if not np.array_equal(removed, decision.removed[position[key]]):
+            run.stale_partitions.append(key)
+    for shard, file in zip(shards, files):
+        if shard.key not in targets:
+            continue
+        head = keyed[shard.key]
+        removed = decision.removed[position[shard.key]]
+        out = staging / f"{safe_name(shard.key)}.parquet"
+        rep = dedup_store.finish_partition(recipe, cut, head, removed, out,
+                                           bad_rows_dir / f"{safe_name(shard.key)}.jsonl", log)
+        key_store.save(shard.key, fingerprint, head.keys, removed, staging)
+        run.partitions.append(PartitionResult(shard.key, out, rep.rows_in, rep.rows_out, rep.bad_rows, rep.seconds,
+                                              rep.ops, rep.bad_rows_file, workers=recipe.np))
+        _accumulate(run.report, rep)
+    summary, texts = _located_summary(decision, decided, keyed, recipe.text_key)
+    run.report.dedup = {op.name: summary}
+    if recipe.open_tracer and (not recipe.op_list_to_trace or op.name in recipe.op_list_to_trace):
+        run.report.trace_dir = _write_pair_trace(recipe, op.name, summary["sample_pairs"], texts)
+    for head in keyed.values():
+        head.rows_file.unlink(missing_ok=True)
+    return run
+
+
+#: characters of each sample pair's texts shown in a summary (the trace has them whole)
+SUMMARY_TEXT_CHARS = 200
+
+
+def _located_summary(decision: dedup_store.Decision, decided: list[str], keyed: dict[str, dedup_store.PartitionKeys],
+                     text_key: str) -> tuple[dict, dict[tuple[str, int], str]]:
+    """The index summary with each sample pair's rows as (partition, row among the partition's
+    rows that reached the deduplicator), and the texts of those in this step's partitions."""
+    pairs = []
+    for pair in decision.summary.get("sample_pairs", []):
+        located = dict(pair)
+        for role in ("survivor", "removed"):
+            part, row = decision.locate(pair[role])
+            located[role] = {"partition": decided[part], "row": row}
+        pairs.append(located)
+    texts: dict[tuple[str, int], str] = {}
+    for key, head in keyed.items():
+        wanted = sorted({p[r]["row"] for p in pairs for r in ("survivor", "removed") if p[r]["partition"] == key})
+        if not wanted:
+            continue
+        column = pq.read_table(head.rows_file, columns=[text_key]).column(text_key)
+        for row, text in zip(wanted, column.take(pa.array(wanted, type=pa.int64())).to_pylist()):
+            texts[(key, row)] = text
+    for pair in pairs:
+        for role in ("survivor", "removed"):
+            text = texts.get((pair[role]["partition"], pair[role]["row"]))
+            if isinstance(text, str):
+                pair[role]["text"] = text[:SUMMARY_TEXT_CHARS]
+    return {**decision.summary, "partitions": len(decided), "sample_pairs": pairs}, texts
+
+
+def _write_pair_trace(recipe: Recipe, op_name: str, pairs: list[dict], texts: dict[tuple[str, int], str]) -> str:
+    """``<work_dir>/trace/duplicate-<op>.jsonl``: the sample pairs as Data-Juicer's ``dup1`` (the
+    survivor) / ``dup2`` (the removed row), with their similarity and where they are."""
+    trace_dir = recipe.resolved_work_dir / "trace"
+    trace_dir.mkdir(parents=True, exist_ok=True)
+    with open(trace_dir / f"duplicate-{op_name}.jsonl", "wb") as fh:
+        for pair in pairs[:recipe.trace_num]:
+            record = {}
+            for name, role in (("dup1", "survivor"), ("dup2", "removed")):
+                where = (pair[role]["partition"], pair[role]["row"])
+                record[name] = texts.get(where, f"<{where[0]} row {where[1]}>")
+            record.update({k: v for k, v in pair.items() if k not in ("survivor", "removed")})
+            record["where"] = {r: {k: pair[r][k] for k in ("partition", "row")} for r in ("survivor", "removed")}
+            fh.write(orjson.dumps(record, default=str) + b"\n")
+    return str(trace_dir)
 
 
 def _whole_files(recipe: Recipe, shards: list[Shard], files: list[Path], folder: Path,

@@ -15,6 +15,8 @@ import numpy as np
 from .batch import Batch
 
 MAXSIZE = sys.maxsize
+#: duplicate pairs listed in an index summary
+SAMPLE_PAIRS = 10
 
 
 class OP:
@@ -213,23 +215,64 @@ class DedupIndex:
     def summary(self) -> dict[str, Any]:
         return {}
 
+    # Keys can be stored with a partition and fed to a later index (deduplication across
+    # partitions without recomputing them): ``stored_keys`` returns the keys ``add`` received, in
+    # order, as one Arrow array; ``keys_from_stored`` turns such an array back into keys for
+    # ``add`` / ``check``.  An index without them is not storable.
+
+    def stored_keys(self) -> Any:
+        raise NotImplementedError
+
+    def keys_from_stored(self, keys: Any) -> Sequence[Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def storable(cls) -> bool:
+        return cls.stored_keys is not DedupIndex.stored_keys
+
 
 class ExactDedupIndex(DedupIndex):
-    """First occurrence of each hashable key wins."""
+    """First occurrence of each hashable key wins; a ``None`` key is never a duplicate."""
 
     def __init__(self) -> None:
         self.first: dict[Hashable, int] = {}
+        self.survivors: set[int] = set()  # first occurrences that have a duplicate (one per cluster)
+        self.removed = 0
+        self.sample_pairs: list[dict[str, Any]] = []
+        self.held: list[Hashable] = []  # keys collected by ``add`` (to be stored)
 
     def check(self, row_ids: Sequence[int], keys: Sequence[Hashable]) -> list[int | None]:
         first = self.first
         out: list[int | None] = []
         for rid, key in zip(row_ids, keys):
-            prev = first.setdefault(key, rid)
-            out.append(None if prev == rid else prev)
+            prev = rid if key is None else first.setdefault(key, rid)
+            if prev == rid:
+                out.append(None)
+                continue
+            out.append(prev)
+            self.removed += 1
+            self.survivors.add(prev)
+            if len(self.sample_pairs) < SAMPLE_PAIRS:
+                self.sample_pairs.append({"survivor": int(prev), "removed": int(rid), "similarity": 1.0})
         return out
 
+    def add(self, row_ids: Sequence[int], keys: Sequence[Hashable]) -> None:
+        self.held.extend(keys)
+
+    def stored_keys(self) -> Any:
+        """JSON bytes of each key (one encoding whatever the partition holds), null for None."""
+        import orjson
+        import pyarrow as pa
+
+        dumps = orjson.dumps
+        return pa.array([None if k is None else dumps(k) for k in self.held], type=pa.binary())
+
+    def keys_from_stored(self, keys: Any) -> Sequence[Any]:
+        return keys.to_pylist()
+
     def summary(self) -> dict[str, Any]:
-        return {"distinct_keys": len(self.first)}
+        return {"distinct_keys": len(self.first), "clusters": len(self.survivors), "removed_rows": self.removed,
+                "sample_pairs": self.sample_pairs}
 
 
 class Deduplicator(OP):

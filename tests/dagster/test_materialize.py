@@ -102,8 +102,20 @@ def test_single_partitions_and_global_dedup_context(instance, demo_data, tmp_pat
     res = materialize(defs, instance, [bundle.key("deduped")], partition_key="reviews_home.jsonl")
     assert res.success
     mat = res.asset_materializations_for_node("demo__deduped")[0]
-    assert mat.metadata["context_partitions"].value == 4
+    # the earlier partitions had no stored keys yet: keyed once (and stored), not written
+    assert mat.metadata["dedup_keys_computed"].value == DEMO_KEYS
+    assert mat.metadata["dedup_keys_read"].value == []
+    assert [p.name for p in (storage / "deduped").glob("*.parquet")] == ["reviews_home.jsonl.parquet"]
+    assert sorted(p.name for p in (storage / "deduped" / "_dedup_keys").iterdir()) == [
+        f"{k}.parquet" for k in sorted(DEMO_KEYS)]
     incremental = pq.read_table(storage / "deduped" / "reviews_home.jsonl.parquet").column("text").to_pylist()
+
+    # again: every earlier partition's keys are read, not recomputed
+    res = materialize(defs, instance, [bundle.key("deduped")], partition_key="reviews_home.jsonl")
+    mat = res.asset_materializations_for_node("demo__deduped")[0]
+    assert (mat.metadata["dedup_keys_read"].value, mat.metadata["dedup_keys_computed"].value) == (
+        DEMO_KEYS[:-1], ["reviews_home.jsonl"])
+    assert pq.read_table(storage / "deduped" / "reviews_home.jsonl.parquet").column("text").to_pylist() == incremental
 
     # same rows as deduplicating everything at once
     res = materialize(defs, instance, [bundle.key("deduped")],

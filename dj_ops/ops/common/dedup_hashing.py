@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
+import pyarrow as pa
 import regex
 
-from dj_ops.core.base import DedupIndex
+from dj_ops.core.base import SAMPLE_PAIRS, DedupIndex
 from dj_ops.ops.common.models import ModelLoadError
 
 MERSENNE_PRIME = (1 << 61) - 1
@@ -47,8 +48,6 @@ MINHASH_SEED = 42
 TOKENIZATIONS = ("space", "punctuation", "character", "sentencepiece")
 #: messages hashed side by side by the SHA-1 / MD5 kernels (64 x uint32 = 8 AVX2 registers)
 LANES = 64
-#: duplicate pairs listed in an index summary
-SAMPLE_PAIRS = 10
 
 _PUNCTUATION = regex.compile(r"\p{P}")
 
@@ -458,6 +457,17 @@ class MinHashLSHIndex(DedupIndex):
             self.keys.close()
         return self.removed
 
+    def stored_keys(self) -> pa.Array:
+        """Each row's band keys, as a fixed-size list of ``num_bands`` uint64."""
+        cols = [self.keys.column(k) for k in range(self.num_bands)]
+        flat = np.stack(cols, axis=1).reshape(-1) if cols else np.zeros(0, dtype=np.uint64)
+        return pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.uint64()), self.num_bands)
+
+    def keys_from_stored(self, keys: pa.Array) -> np.ndarray:
+        if not isinstance(keys.type, pa.FixedSizeListType) or keys.type.list_size != self.num_bands:
+            raise ValueError(f"stored MinHash keys are {keys.type}, expected {self.num_bands} band keys per row")
+        return keys.flatten().to_numpy(zero_copy_only=False).reshape(-1, self.num_bands)
+
     def _estimated_jaccard(self, pos_a: int, pos_b: int) -> float:
         """Jaccard estimate from the share m/b of equal bands: P(band equal) = s**r, so
         s ≈ (m / b) ** (1 / r)."""
@@ -505,6 +515,12 @@ class SimHashIndex(DedupIndex):
         if not self.row_ids:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
         return np.concatenate(self.row_ids), np.concatenate(self.hashes)
+
+    def stored_keys(self) -> pa.Array:
+        return pa.array(self._columns()[1], type=pa.uint64())
+
+    def keys_from_stored(self, keys: pa.Array) -> np.ndarray:
+        return keys.to_numpy(zero_copy_only=False).astype(np.uint64, copy=False)
 
     def block_masks(self) -> list[int]:
         """Bit masks of the blocks, as simhash-cpp cuts them: bits [i*64//n, (i+1)*64//n)."""

@@ -91,5 +91,5 @@ class ImageDeduplicator(Deduplicator):
         if self.consider_text:
             text_hashes = DocumentDeduplicator(text_key=self.text_key).compute_hash(batch)
             return list(zip(hashes, text_hashes))
-        # a sample without images is never a duplicate: give it a key no other row has
-        return [h if h else ("__dj__no_image__", int(rid)) for h, rid in zip(hashes, batch.row_ids)]
+        # a sample without images is never a duplicate: its key is None
+        return [h or None for h in hashes]

@@ -1,0 +1,197 @@
+"""Deduplication over partitions from stored keys (no orchestrator in here).
+
+A global stage is ``[OPs before] + deduplicator + [OPs after]`` over partitions P1..Pn, in
+partition order.  Instead of re-running the engine over every earlier partition, it runs in three
+steps:
+
+1. :func:`partition_keys` runs the OPs before the deduplicator and its key computation on one
+   partition in the engine's workers (MinHash band keys, simhashes, md5 digests ...); the rows
+   reaching the deduplicator go to a file, their keys come back as one Arrow array, which
+   :func:`write_keys` stores beside the partition's output (a small Parquet file, written under a
+   temporary name and renamed).  Stored keys carry a fingerprint of what produced them (the OPs
+   and their parameters, the input file), so :func:`read_keys` never returns stale ones.
+2. :func:`decide` feeds one fresh index every partition's keys in partition order, numbering
+   rows across partitions, so the first occurrence in partition order survives, as one engine run
+   over all the files decides.  Only keys are read (a few bytes to a few hundred per row), one
+   partition at a time; a near-duplicate index spills them to disk.
+3. :func:`finish_partition` runs the OPs after the deduplicator on a partition's rows, its
+   duplicates skipped.
+
+A partition added later is keyed once and decided against the stored keys of the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .base import DedupIndex, Deduplicator
+from .executor import LocalExecutor, RunReport
+from .recipe import Recipe
+
+#: bump when the stored layout or a key's definition changes: older files are recomputed
+KEYS_FORMAT = 1
+_META_FINGERPRINT = b"dj_dedup_fingerprint"
+_META_SOURCE = b"dj_dedup_source"
+#: recipe keys that change which field an OP reads, hence its keys
+_FIELD_KEYS = ("text_key", "image_key", "audio_key", "video_key", "image_bytes_key")
+
+
+def dedup_position(recipe: Recipe) -> int | None:
+    """Position of the only deduplicator of ``recipe``'s chain when its keys can be stored;
+    None when the chain has none, several (each decides on the rows the previous one kept), or
+    one whose index cannot store its keys."""
+    ops = recipe.build_ops()
+    found = [k for k, op in enumerate(ops) if isinstance(op, Deduplicator)]
+    if len(found) != 1:
+        return None
+    index = ops[found[0]].new_index()
+    if not (isinstance(index, DedupIndex) and type(index).storable()):
+        return None
+    return found[0]
+
+
+def keys_fingerprint(recipe: Recipe, cut: int) -> str:
+    """What the keys depend on: the OPs up to the deduplicator, their parameters, the fields read."""
+    spec = {"format": KEYS_FORMAT,
+            "ops": [[s.name, s.params] for s in recipe.process[:cut + 1]],
+            "fields": {k: getattr(recipe, k, None) for k in _FIELD_KEYS}}
+    return hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
+
+
+@dataclass
+class StoredKeys:
+    keys: pa.Array  # one key per row reaching the deduplicator, in row order
+    removed: np.ndarray | None  # the decision its partition's output was written with (None: unknown)
+
+
+def write_keys(path: Path, keys: pa.Array, fingerprint: str, source: str, removed: np.ndarray | None) -> None:
+    """Store a partition's keys and the decision its output was written with, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = pa.array(removed, type=pa.bool_()) if removed is not None else pa.nulls(len(keys), type=pa.bool_())
+    table = pa.table({"key": keys, "removed": flags}).replace_schema_metadata(
+        {_META_FINGERPRINT: fingerprint.encode(), _META_SOURCE: source.encode()})
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{time.time_ns()}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_keys(source_file, fingerprint: str, source: str) -> StoredKeys | None:
+    """Stored keys (a path or an open binary file), or None when they were made by other OPs or
+    parameters, from another input, or cannot be read."""
+    try:
+        pf = pq.ParquetFile(source_file)
+        meta = pf.schema_arrow.metadata or {}
+        if meta.get(_META_FINGERPRINT) != fingerprint.encode() or meta.get(_META_SOURCE) != source.encode():
+            return None
+        table = pf.read(columns=["key", "removed"])
+    except (OSError, pa.ArrowException, KeyError):
+        return None
+    flags = table.column("removed")
+    removed = None if flags.null_count else flags.to_numpy().astype(bool)
+    return StoredKeys(table.column("key").combine_chunks(), removed)
+
+
+@dataclass
+class PartitionKeys:
+    """A partition after step 1: its keys and, when kept, its rows reaching the deduplicator."""
+
+    keys: pa.Array
+    report: RunReport
+    rows_file: Path | None  # Parquet, the rows in the order of ``keys``
+
+
+def head_recipe(recipe: Recipe, cut: int) -> Recipe:
+    return recipe.model_copy(update={"process": recipe.process[:cut + 1], "export_type": "parquet",
+                                     "keep_stats_in_res_ds": True, "export_shard_size": 0})
+
+
+def partition_keys(recipe: Recipe, cut: int, file: Path, row_range: tuple[int, int] | None, rows_file: Path,
+                   bad_rows_path: Path, log: Callable[[str], None], keep_rows: bool = True) -> PartitionKeys:
+    """Step 1 for one partition: the OPs before the deduplicator and its keys, in ``recipe.np``
+    workers.  The rows reaching it are written to ``rows_file`` (removed unless ``keep_rows``)."""
+    executor = LocalExecutor(head_recipe(recipe, cut), progress=False, log=log, bad_rows_path=bad_rows_path)
+    rows_file.parent.mkdir(parents=True, exist_ok=True)
+    report = executor._run_pass([file], row_range, None, {str(file): rows_file}, None, False, hold_back=cut)
+    keys = executor.held_index.stored_keys()
+    held = sum(len(ids) for ids in executor.held_ids.values())
+    if len(keys) != held:
+        raise RuntimeError(f"{file}: {len(keys)} dedup keys for {held} rows")
+    if not keep_rows:
+        rows_file.unlink(missing_ok=True)
+    return PartitionKeys(keys, report, rows_file if keep_rows else None)
+
+
+@dataclass
+class Decision:
+    """Step 2: which rows of each partition are duplicates of an earlier row."""
+
+    removed: list[np.ndarray]  # per partition (input order), a boolean mask over its keyed rows
+    summary: dict  # the index's summary; pair row ids are global (partition offsets + row)
+    offsets: list[int]  # global id of each partition's first keyed row
+
+    def locate(self, row_id: int) -> tuple[int, int]:
+        """(partition position, row within the partition's keyed rows) of a global row id."""
+        part = int(np.searchsorted(self.offsets, row_id, side="right")) - 1
+        return part, row_id - self.offsets[part]
+
+
+def decide(op: Deduplicator, parts: Iterable[pa.Array]) -> Decision:
+    """Every partition's keys through one index, in order: the first occurrence survives.
+
+    ``parts`` is consumed one partition at a time (it may load them lazily)."""
+    index = op.new_index()
+    sizes, offsets, removed, n = [], [], [], 0
+    for keys in parts:
+        values = index.keys_from_stored(keys)
+        ids = np.arange(n, n + len(keys), dtype=np.int64)
+        offsets.append(n)
+        sizes.append(len(keys))
+        if index.streaming:
+            dup_of = index.check(ids.tolist(), values)
+            removed.append(np.fromiter((d is not None for d in dup_of), dtype=bool, count=len(keys)))
+        else:
+            index.add(ids, values)
+        n += len(keys)
+    if not index.streaming:
+        gone = np.fromiter(index.finalize().keys(), dtype=np.int64)
+        mask = np.zeros(n, dtype=bool)
+        mask[gone] = True
+        removed = np.split(mask, np.cumsum(sizes)[:-1]) if sizes else []
+    summary = {"rows": n, **index.summary()}
+    return Decision(removed, summary, offsets)
+
+
+def finish_partition(recipe: Recipe, cut: int, head: PartitionKeys, removed: np.ndarray, export_path: Path,
+                     bad_rows_path: Path, log: Callable[[str], None]) -> RunReport:
+    """Step 3: the OPs after the deduplicator on the partition's kept rows, written to
+    ``export_path`` (Parquet); the report covers the whole chain on this partition."""
+    rest = recipe.model_copy(update={"process": recipe.process[cut + 1:], "use_checkpoint": False,
+                                     "export_type": "parquet", "keep_stats_in_res_ds": True,
+                                     "export_shard_size": 0})
+    rows_file = head.rows_file
+    if rows_file is None:
+        raise ValueError("finish_partition needs the partition's rows (partition_keys with keep_rows)")
+    skip = {str(rows_file): removed} if removed.any() else None
+    report = LocalExecutor(rest, progress=False, log=log, bad_rows_path=bad_rows_path).run(
+        [rows_file], None, export_path, None, skip, append_bad_rows=True)
+    first = head.report
+    dedup_row = {**first.ops[cut], "rows_out": first.ops[cut]["rows_in"] - int(removed.sum())}
+    report.ops = first.ops[:cut] + [dedup_row] + report.ops
+    report.rows_in, report.rows_valid = first.rows_in, first.rows_valid
+    report.bad_rows += first.bad_rows
+    report.bad_rows_file = report.bad_rows_file or first.bad_rows_file
+    report.seconds = round(first.seconds + report.seconds, 3)
+    return report
