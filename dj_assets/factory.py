@@ -507,6 +507,8 @@ def run_summary(bundle: RecipeBundle, result) -> dict:
         st["rows_out"] += meta["rows_out"].value
         if "bad_rows_file" in meta and meta["bad_rows_file"].value not in st["bad_rows_files"]:
             st["bad_rows_files"].append(meta["bad_rows_file"].value)
+        if "dedup" in meta:  # a global stage: its decision over every partition
+            st["dedup"] = meta["dedup"].value
         if "ops_all_partitions_read" in meta:  # a global stage: one engine run for the whole step
             st["ops"] = [_op_row(r) for r in meta["ops_all_partitions_read"].records]
             st["bad_rows"], st["seconds"] = meta["bad_rows_step"].value, meta["seconds"].value

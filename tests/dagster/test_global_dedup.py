@@ -8,7 +8,7 @@ import json
 import dagster as dg
 import pyarrow.parquet as pq
 
-from dj_assets.factory import sync_partitions
+from dj_assets.factory import run_summary, sync_partitions
 from dj_ops.core.executor import LocalExecutor
 from dj_ops.core.recipe import recipe_from_dict
 
@@ -59,7 +59,7 @@ def test_partitions_one_at_a_time_equal_one_local_run(instance, tmp_path):
                                         {"open_tracer": True, "work_dir": str(tmp_path / "work")})
     assert keys == ["p0.jsonl", "p1.jsonl", "p2.jsonl"]
     for i, key in enumerate(keys):
-        meta, _ = _materialize(defs, instance, bundle, key)
+        meta, res = _materialize(defs, instance, bundle, key)
         # earlier partitions' keys are read from the store, never recomputed
         assert meta["dedup_keys_read"].value == keys[:i]
         assert meta["dedup_keys_computed"].value == [key]
@@ -74,6 +74,7 @@ def test_partitions_one_at_a_time_equal_one_local_run(instance, tmp_path):
     pair = summary["sample_pairs"][0]
     assert 0 < pair["estimated_jaccard"] <= 1 and pair["survivor"]["partition"] in keys
     assert "Jaccard" in meta["dedup_sample_pairs"].value
+    assert run_summary(bundle, res)["stages"][0]["dedup"] == meta["dedup"].value
     trace = [json.loads(line) for line in (tmp_path / "work" / "trace" / "duplicate-document_minhash_deduplicator.jsonl")
              .read_text().splitlines()]
     assert trace and {"dup1", "dup2", "estimated_jaccard", "where"} <= set(trace[0])
@@ -107,3 +108,20 @@ def test_changed_input_invalidates_its_stored_keys(instance, tmp_path):
     meta, _ = _materialize(defs, instance, bundle, "p1.jsonl")
     assert meta["dedup_keys_computed"].value == ["p0.jsonl", "p1.jsonl"]
     assert _stage_texts(tmp_path, bundle, ["p1.jsonl"]) == []  # now a duplicate of p0's first row
+
+
+def test_dedup_metadata_shows_each_kind_of_similarity():
+    from dj_assets.metadata import dedup_metadata
+
+    where = {"partition": "a.jsonl", "row": 3, "text": "some | text"}
+    meta = dedup_metadata({
+        "document_simhash_deduplicator": {"clusters": 2, "removed_rows": 5, "sample_pairs": [
+            {"survivor": where, "removed": {"partition": "b.jsonl", "row": 0}, "hamming_distance": 3}]},
+        "document_deduplicator": {"clusters": 1, "removed_rows": 1, "sample_pairs": [
+            {"survivor": 0, "removed": 4, "similarity": 1.0}]},
+    })
+    assert meta["dedup_document_simhash_deduplicator_clusters"] == 2
+    assert meta["dedup_document_deduplicator_removed_rows"] == 1
+    table = meta["dedup_document_simhash_deduplicator_sample_pairs"].value
+    assert "Hamming distance 3" in table and "`a.jsonl` row 3: some / text" in table
+    assert "identical key" in meta["dedup_document_deduplicator_sample_pairs"].value
