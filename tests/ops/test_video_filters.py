@@ -21,10 +21,20 @@ from tests.ops.video_samples import dj_video, write_video  # noqa: E402
 
 # Data-Juicer 1.6.1 on the test videos: duration (s), (width, height), key frame seconds, the
 # seconds of the frames uniform sampling picks (frame_num 3), motion score (defaults)
+# and the sum of the RGB values of those frames
 DJ_REFERENCE = {
-    "video1.mp4": dict(duration=11.75, size=(640, 360)),
-    "video2.mp4": dict(duration=23.166666666666668, size=(480, 640)),
-    "video3.mp4": dict(duration=49.583333333333336, size=(362, 640)),
+    "video1.mp4": dict(duration=11.75, size=(640, 360), keyframes=[0.0, 6.0, 9.875],
+                       uniform3=[0.0, 5.875, 11.708333333333334], uniform3_sums=[102621048, 117915006, 126272604],
+                       motion=1.8693169907977183),
+    "video2.mp4": dict(duration=23.166666666666668, size=(480, 640),
+                       keyframes=[0.0, 10.416666666666666, 20.833333333333332],
+                       uniform3=[0.0, 11.583333333333334, 23.125], uniform3_sums=[144399930, 146934799, 138538466],
+                       motion=3.5211110192727535),
+    "video3.mp4": dict(duration=49.583333333333336, size=(362, 640),
+                       keyframes=[0.0, 4.291666666666667, 14.708333333333334, 25.125, 35.541666666666664,
+                                  45.958333333333336],
+                       uniform3=[0.0, 24.791666666666668, 49.541666666666664],
+                       uniform3_sums=[85933119, 80428066, 84687535], motion=1.1731419868394732),
 }
 
 
@@ -147,6 +157,20 @@ def brute_force_uniform(path: str, frame_num: int) -> list[float]:
     return [float(next((t for t in times if t >= target), times[-1])) for target in targets]
 
 
+@pytest.mark.parametrize("name", sorted(DJ_REFERENCE))
+def test_sampling_matches_data_juicer(name):
+    import numpy as np
+
+    path, ref = dj_video(name), DJ_REFERENCE[name]
+    c = videos.open_video(path)
+    assert [float(f.pts * f.time_base) for f in videos.sample_keyframes(c)] == ref["keyframes"]
+    picked = videos.sample_uniform(c, 3)
+    c.close()
+    assert [float(f.pts * f.time_base) for f in picked] == ref["uniform3"]
+    frames = videos.sample_frames(path, "uniform", 3)
+    assert [int(np.asarray(im, dtype=np.int64).sum()) for im in frames] == ref["uniform3_sums"]
+
+
 @pytest.mark.parametrize("frame_num", [1, 2, 3, 5, 7])
 def test_uniform_sampling_synthetic(tmp_path, frame_num):
     path = str(write_video(tmp_path / "v.mp4", seconds=2, fps=12, gop=5))
@@ -192,3 +216,19 @@ def test_motion_score_synthetic_moves(tmp_path):
     assert score > 0.05
     assert make_op("video_motion_score_filter", sampling_fps=12, relative=True).motion_score(path) == pytest.approx(
         score / (64 ** 2 + 48 ** 2) ** 0.5, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_motion_score_upstream_cases(v):
+    """Upstream's cases (thresholds 1.5 and 3.0).  Scores are within 5% of Data-Juicer's: the
+    frames read are pixel-identical to its OpenCV reads, but its scores differ by 1-4% for a reason
+    not yet found (recomputing its flow on the same frames in its own environment gives ours)."""
+    op = make_op("video_motion_score_filter")
+    _, batch = run_op(op, singles(v))
+    for (score,), i in zip(batch.stats["video_motion_score"], (1, 2, 3)):
+        assert score == pytest.approx(DJ_REFERENCE[f"video{i}.mp4"]["motion"], rel=0.05)
+    cases = [({}, [1, 2, 3]), ({"min_score": 3.0}, [2]), ({"min_score": 0.0, "max_score": 1.5}, [3]),
+             ({"min_score": 1.5, "max_score": 3.0}, [1])]
+    for params, expect in cases:
+        keep = make_op("video_motion_score_filter", **params).keep(batch)  # on the stats computed once
+        assert [i for i, k in zip((1, 2, 3), keep) if k] == expect, params
