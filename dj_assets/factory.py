@@ -113,6 +113,20 @@ def _check_specs(key: dg.AssetKey, what: str) -> list[dg.AssetCheckSpec]:
     ]
 
 
+class EngineConfig(dg.Config):
+    """Run config of a stage step: the engine's executor, overriding the recipe's keys."""
+
+    executor_type: str = ""  # "", the recipe's; "local" or "ray"
+    ray_address: str = ""  # "", the recipe's
+
+    def apply(self, recipe: Recipe) -> Recipe:
+        recipe = recipe.model_copy()
+        for key in ("executor_type", "ray_address"):
+            if getattr(self, key):
+                setattr(recipe, key, getattr(self, key))  # validated like the recipe key
+        return recipe
+
+
 def _stage_asset(bundle: RecipeBundle, stage: Stage, upstream_key: dg.AssetKey | None) -> dg.AssetsDefinition:
     key = bundle.key(stage.name)
     kind = "global stage over all partitions" if stage.is_global else "per-row stage"
@@ -133,16 +147,16 @@ def _stage_asset(bundle: RecipeBundle, stage: Stage, upstream_key: dg.AssetKey |
     )
     if upstream_key is None:
         @dg.asset(deps=[bundle.key("input_shards")], **common)
-        def first_stage(context: dg.AssetExecutionContext):
-            yield from _materialize_stage(context, bundle, stage, None)
+        def first_stage(context: dg.AssetExecutionContext, config: EngineConfig):
+            yield from _materialize_stage(context, bundle, stage, None, config)
 
         return first_stage
 
     mapping = dg.AllPartitionMapping() if stage.is_global else None
 
     @dg.asset(ins={"upstream": dg.AssetIn(key=upstream_key, partition_mapping=mapping)}, **common)
-    def later_stage(context: dg.AssetExecutionContext, upstream: dict[str, Shard]):
-        yield from _materialize_stage(context, bundle, stage, upstream)
+    def later_stage(context: dg.AssetExecutionContext, config: EngineConfig, upstream: dict[str, Shard]):
+        yield from _materialize_stage(context, bundle, stage, upstream, config)
 
     return later_stage
 
@@ -163,7 +177,7 @@ def sync_partitions(instance: dg.DagsterInstance, bundle: RecipeBundle, log) -> 
 
 
 def _materialize_stage(context: dg.AssetExecutionContext, bundle: RecipeBundle, stage: Stage,
-                       upstream: dict[str, Shard] | None) -> Iterator:
+                       upstream: dict[str, Shard] | None, config: EngineConfig) -> Iterator:
     if not (context.has_partition_key or context.has_partition_key_range):
         raise dg.Failure(f"{context.asset_key.to_user_string()} runs on partitions: run {bundle.job_name} "
                          "(every partition when untagged) or tag the run with a partition or a range")
@@ -188,7 +202,7 @@ def _materialize_stage(context: dg.AssetExecutionContext, bundle: RecipeBundle, 
         shards = [upstream[k] for k in needed]
 
     storage = context.resources.dj_storage
-    recipe = bundle.recipe
+    recipe = config.apply(bundle.recipe)
     bad_dir = recipe.resolved_work_dir / "bad_rows" / stage.name
     claim = context.resources.gpu.claim(context.log) if stage.uses_gpu else nullcontext()
     with storage.staging() as staging, storage.local_files(shards) as files:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dj_ops.core import dedup_store
-from dj_ops.core.executor import LocalExecutor, RunReport
+from dj_ops.core.executor import LocalExecutor, RunReport, executor_for
 from dj_ops.core.recipe import Recipe
 from dj_ops.core.stages import Stage
 
@@ -111,7 +111,7 @@ def run_per_row_stage(recipe: Recipe, stage: Stage, shards: list[Shard], files: 
         small = n is not None and n <= SMALL_PARTITION_ROWS
         if small not in executors:
             r = engine_recipe.model_copy(update={"np": 1}) if small else engine_recipe
-            executors[small] = LocalExecutor(r, progress=False, log=log)
+            executors[small] = executor_for(r)(r, progress=False, log=log)
         executor = executors[small]
         out = staging / f"{safe_name(shard.key)}.parquet"
         executor.bad_rows_path = bad_rows_dir / f"{safe_name(shard.key)}.jsonl"
@@ -149,8 +149,8 @@ def run_global_stage(recipe: Recipe, stage: Stage, shards: list[Shard], files: l
         kind = "" if shard.key in targets else "_context/"
         outputs[str(file)] = staging / f"{kind}{safe_name(shard.key)}.parquet"
     t0 = time.perf_counter()
-    rep = LocalExecutor(engine_recipe, progress=False, log=log,
-                        bad_rows_path=bad_rows_dir / f"global-{time.time_ns()}.jsonl").run(files=files, outputs=outputs)
+    rep = executor_for(engine_recipe)(engine_recipe, progress=False, log=log,
+                                      bad_rows_path=bad_rows_dir / f"global-{time.time_ns()}.jsonl").run(files=files, outputs=outputs)
     seconds = time.perf_counter() - t0
     for shard, file in zip(shards, files):
         if shard.key in targets:

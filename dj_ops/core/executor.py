@@ -405,7 +405,8 @@ class LocalExecutor:
     def _chunks(self, files: list[Path] | None, row_range: tuple[int, int] | None,
                 skip: dict[str, np.ndarray] | None = None) -> Iterator[Chunk]:
         files = files if files is not None else resolve_inputs(self.recipe.dataset_path, self.recipe.suffixes or None)
-        chunks = iter_chunks(files, batch_size=self.recipe.batch_size, row_range=row_range)
+        chunks = iter_chunks(files, batch_size=self.recipe.batch_size, row_range=row_range,
+                             max_record_bytes=self.recipe.max_record_bytes)
         if not skip:
             return chunks
         return (with_skip(c, skip.get(c.source)) for c in chunks)
@@ -686,6 +687,15 @@ class LocalExecutor:
             bad_file.close()
             if bar is not None:
                 bar.close()
+
+
+def executor_for(recipe: Recipe) -> type[LocalExecutor]:
+    """The executor class of ``recipe.executor_type`` (Ray is imported only when asked for)."""
+    if recipe.executor_type == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor
+    return LocalExecutor
 
 
 class _Outputs:

@@ -48,6 +48,7 @@ class ChunkSource:
 
     files: list[Path]
     batch_size: int
+    max_record_bytes: int
     row_range: tuple[int, int] | None = None
     skip: dict[str, np.ndarray] | None = None
 
@@ -55,7 +56,7 @@ class ChunkSource:
         return self.read(self.files, (0, 0))
 
     def read(self, files: list[Path], start: tuple[int, int]) -> Iterator[Chunk]:
-        for chunk in iter_chunks(files, self.batch_size, self.row_range, start=start):
+        for chunk in iter_chunks(files, self.batch_size, self.row_range, start, self.max_record_bytes):
             yield with_skip(chunk, self.skip.get(chunk.source)) if self.skip else chunk
 
 
@@ -66,7 +67,7 @@ class RayExecutor(LocalExecutor):
     def _chunks(self, files: list[Path] | None, row_range: tuple[int, int] | None,
                 skip: dict[str, np.ndarray] | None = None) -> ChunkSource:
         files = files if files is not None else resolve_inputs(self.recipe.dataset_path, self.recipe.suffixes or None)
-        return ChunkSource(list(files), self.recipe.batch_size, row_range, skip)
+        return ChunkSource(list(files), self.recipe.batch_size, self.recipe.max_record_bytes, row_range, skip)
 
     def _map(self, chunks: Iterable[Chunk], analyze: bool,
              record: ChunkStore | None = None) -> Iterator[ChunkResult]:
@@ -138,7 +139,7 @@ class _ChunkDatasource(Datasource):
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context: Any = None) -> list:
         source = self.source
-        starts = file_starts(source.files, source.batch_size, source.row_range)
+        starts = file_starts(source.files, source.batch_size, source.row_range, source.max_record_bytes)
         tasks = []
         for path, start in zip(source.files, starts):
             def read(path: Path = path, start: tuple[int, int] = start) -> Iterator[pa.Table]:

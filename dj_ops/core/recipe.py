@@ -101,6 +101,8 @@ class Recipe(BaseModel):
     # execution
     np: int = 4
     batch_size: int = 1000
+    #: a JSON-lines record longer than this (bytes) is set aside as bad input, never loaded whole
+    max_record_bytes: int = 64 << 20
     skip_op_error: bool = True
     #: record every finished chunk so that a re-run after a crash resumes (dj_ops.core.checkpoint)
     use_checkpoint: bool = False

@@ -24,6 +24,8 @@ from ..core.batch import Batch
 from ..core.constants import Fields
 
 CHUNK_MAX_BYTES = 8 << 20
+#: default of the recipe's ``max_record_bytes``
+MAX_RECORD_BYTES = 64 << 20
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson")
 SUPPORTED = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".parquet", ".arrow")
 
@@ -43,6 +45,8 @@ class Chunk:
     nbytes: int = 0
     skip: Any = None  # offsets of records to leave out (decided by an earlier pass)
     file_error: str | None = None  # the file cannot be read on from ``first_line`` (corrupt, truncated)
+    #: offset -> (size, first bytes) of records over ``max_record_bytes``, left out of ``lines``
+    oversize: dict[int, tuple[int, bytes]] | None = None
 
 
 @dataclass
@@ -119,23 +123,25 @@ def iter_chunks(
     batch_size: int = 1000,
     row_range: tuple[int, int] | None = None,
     start: tuple[int, int] = (0, 0),
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> Iterator[Chunk]:
     """Chunks of at most ``batch_size`` records over ``files`` in order.
 
     ``row_range`` = (start, stop) restricts to those global record ordinals (used for partitions
     of one large file); records outside it are skipped without being parsed.  ``start`` is the
     (chunk index, global row id) of the first chunk, when ``files`` continue earlier files (see
-    :func:`file_starts`).
+    :func:`file_starts`).  A JSON-lines record over ``max_record_bytes`` is not loaded: the chunk
+    lists it in ``oversize`` and the worker reports it as a bad row.
     """
     cursor = list(start)
     for path in files:
-        yield from _file_chunks(path, batch_size, row_range, cursor)
+        yield from _file_chunks(path, batch_size, row_range, cursor, max_record_bytes)
         if row_range is not None and cursor[1] >= row_range[1]:
             return
 
 
-def file_starts(files: list[Path], batch_size: int, row_range: tuple[int, int] | None = None
-                ) -> list[tuple[int, int]]:
+def file_starts(files: list[Path], batch_size: int, row_range: tuple[int, int] | None = None,
+                max_record_bytes: int = MAX_RECORD_BYTES) -> list[tuple[int, int]]:
     """(chunk index, global row id) at which each of ``files`` starts in :func:`iter_chunks`, so
     that each file can be read on its own (reads every file but the last once)."""
     cursor = [0, 0]
@@ -143,13 +149,13 @@ def file_starts(files: list[Path], batch_size: int, row_range: tuple[int, int] |
     for k, path in enumerate(files):
         starts.append((cursor[0], cursor[1]))
         if k + 1 < len(files):
-            for _ in _file_chunks(path, batch_size, row_range, cursor):
+            for _ in _file_chunks(path, batch_size, row_range, cursor, max_record_bytes):
                 pass
     return starts
 
 
-def _file_chunks(path: Path, batch_size: int, row_range: tuple[int, int] | None, cursor: list[int]
-                 ) -> Iterator[Chunk]:
+def _file_chunks(path: Path, batch_size: int, row_range: tuple[int, int] | None, cursor: list[int],
+                 max_record_bytes: int = MAX_RECORD_BYTES) -> Iterator[Chunk]:
     """The chunks of one file; ``cursor`` = [next chunk index, next global row id] advances."""
     name = path.name.lower()
     if name.endswith(".parquet"):
@@ -159,7 +165,7 @@ def _file_chunks(path: Path, batch_size: int, row_range: tuple[int, int] | None,
     elif name.endswith((".json", ".json.gz")) and _is_json_array(path):
         gen = _json_array_chunks(path, batch_size)
     else:
-        gen = _jsonl_chunks(path, batch_size)
+        gen = _jsonl_chunks(path, batch_size, max_record_bytes)
     for chunk in _stop_at_corruption(gen, path):
         chunk.index, chunk.first_row = cursor
         cursor[1] += chunk.n_records
@@ -205,29 +211,56 @@ def _clip(chunk: Chunk, row_range: tuple[int, int]) -> Chunk | None:
     if chunk.lines is not None:
         parts = chunk.lines.split(b"\n")[lo:hi]
         lines = b"\n".join(parts)
+        oversize = {i - lo: v for i, v in (chunk.oversize or {}).items() if lo <= i < hi}
         return Chunk(chunk.index, chunk.source, chunk.first_row + lo, chunk.first_line + lo, hi - lo,
-                     lines=lines, base_dir=chunk.base_dir, nbytes=len(lines))
+                     lines=lines, base_dir=chunk.base_dir, nbytes=len(lines), oversize=oversize or None)
     table = chunk.table.slice(lo, hi - lo)
     return Chunk(chunk.index, chunk.source, chunk.first_row + lo, chunk.first_line + lo, hi - lo,
                  table=table, base_dir=chunk.base_dir, nbytes=table.nbytes)
 
 
-def _jsonl_chunks(path: Path, batch_size: int) -> Iterator[Chunk]:
+def _jsonl_chunks(path: Path, batch_size: int, max_record_bytes: int = MAX_RECORD_BYTES) -> Iterator[Chunk]:
     base = str(path.resolve().parent)
     line_no = 1
     with open(path, "rb") as raw:
-        f = _gzip_lines(raw) if path.name.lower().endswith(".gz") else io.BufferedReader(raw, buffer_size=1 << 20)
+        if path.name.lower().endswith(".gz"):
+            lines = ((line, len(line)) for line in _gzip_lines(raw))
+        else:
+            lines = _bounded_lines(io.BufferedReader(raw, buffer_size=1 << 20), max_record_bytes)
         buf: list[bytes] = []
+        oversize: dict[int, tuple[int, bytes]] = {}
         size = 0
-        for line in f:
+        for line, n in lines:
+            if n - line.endswith(b"\n") > max_record_bytes:
+                oversize[len(buf)] = (n, line[:2000])
+                line = b"\n"
             buf.append(line)
             size += len(line)
             if len(buf) >= batch_size or size >= CHUNK_MAX_BYTES:
-                yield Chunk(0, str(path), 0, line_no, len(buf), lines=_join(buf), base_dir=base, nbytes=size)
+                yield Chunk(0, str(path), 0, line_no, len(buf), lines=_join(buf), base_dir=base, nbytes=size,
+                            oversize=oversize or None)
                 line_no += len(buf)
-                buf, size = [], 0
+                buf, size, oversize = [], 0, {}
         if buf:
-            yield Chunk(0, str(path), 0, line_no, len(buf), lines=_join(buf), base_dir=base, nbytes=size)
+            yield Chunk(0, str(path), 0, line_no, len(buf), lines=_join(buf), base_dir=base, nbytes=size,
+                        oversize=oversize or None)
+
+
+def _bounded_lines(f, limit: int) -> Iterator[tuple[bytes, int]]:
+    """(line, its size) for every line of ``f``; of a line longer than ``limit`` only the first
+    ``limit + 1`` bytes are kept in memory (the rest is read past)."""
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        n = len(line)
+        if n > limit and not line.endswith(b"\n"):
+            while True:
+                rest = f.readline(1 << 20)
+                n += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield line, n
 
 
 def _gzip_lines(raw, block: int = 1 << 20) -> Iterator[bytes]:
@@ -361,10 +394,15 @@ def _adopt_stats(batch: Batch) -> None:
 
 def _decode_lines(chunk: Chunk) -> Iterator[tuple[int, dict | BadRow]]:
     loads = orjson.loads
+    oversize = chunk.oversize or {}
     for i, raw in enumerate(chunk.lines.split(b"\n") if chunk.lines else []):
+        line_no = chunk.first_line + i
+        if i in oversize:
+            n, head = oversize[i]
+            yield i, BadRow(chunk.source, line_no, f"record of {n} bytes is over max_record_bytes", _preview(head))
+            continue
         if not raw.strip():
             continue  # blank lines carry no record (as in every JSON-lines reader)
-        line_no = chunk.first_line + i
         try:
             obj = loads(raw)
         except orjson.JSONDecodeError as exc:

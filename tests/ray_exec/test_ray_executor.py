@@ -56,9 +56,11 @@ def test_ray_matches_local(tmp_path, ray_cluster, export):
     results = {}
     for name, cls in (("local", LocalExecutor), ("ray", RayExecutor)):
         out = tmp_path / name
+        # the local reference runs in-process (np=1; output is the same for any np): forking
+        # worker processes from a process that runs a Ray driver is unsafe
         recipe = load_recipe(write_recipe(tmp_path / f"{name}.yaml", dataset, out, CHAIN,
                                           executor_type="ray" if name == "ray" else "default"),
-                             {"export_path": str(out / export)})
+                             {"export_path": str(out / export), "np": 2 if name == "ray" else 1})
         report = cls(recipe, progress=False, log=lambda m: None).run()
         results[name] = (outputs(out), [(o["name"], o["rows_out"]) for o in report.ops], report.rows_out)
     assert results["ray"] == results["local"]
@@ -72,7 +74,7 @@ def test_ray_resumes_local_checkpoint(tmp_path, ray_cluster):
     dataset = tmp_path / "data"
     write_dataset(dataset, seed=6)
     keys = {"use_checkpoint": True, "checkpoint_dir": str(tmp_path / "ckpt")}
-    local = load_recipe(write_recipe(tmp_path / "l.yaml", dataset, tmp_path / "l", CHAIN[:5], **keys))
+    local = load_recipe(write_recipe(tmp_path / "l.yaml", dataset, tmp_path / "l", CHAIN[:5], **keys), {"np": 1})
     LocalExecutor(local, progress=False, log=lambda m: None).run()
     logs: list[str] = []
     remote = load_recipe(write_recipe(tmp_path / "r.yaml", dataset, tmp_path / "r", CHAIN[:5],
@@ -104,7 +106,7 @@ def test_kill_ray_worker_mid_run(tmp_path, ray_cluster):
     write_dataset(dataset, seed=8)
     chain = [{"test_slow_mapper": {"seconds": 0.1}}, *CHAIN]
     clean = tmp_path / "clean"
-    LocalExecutor(load_recipe(write_recipe(tmp_path / "c.yaml", dataset, clean, chain)),
+    LocalExecutor(load_recipe(write_recipe(tmp_path / "c.yaml", dataset, clean, chain), {"np": 1}),
                   progress=False, log=lambda m: None).run()
     out, ckpt = tmp_path / "out", tmp_path / "ckpt"
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", dataset, out, chain, executor_type="ray",
