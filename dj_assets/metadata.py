@@ -137,8 +137,9 @@ def bar_chart_png(counts: np.ndarray, width: int = 320, height: int = 110) -> st
 def plan_markdown(stage: Stage, np_workers: int, batch_size: int, gpu: str | None) -> str:
     """Which OPs run fused in one pass, what they share, on which device."""
     if stage.is_global:
-        how = ("**global stage**: per-row OPs and hash keys are computed in the workers; keys are resolved "
-               "in partition order over every partition (the first occurrence survives), one output per partition")
+        how = ("**global stage**: per-row OPs and dedup keys are computed in the workers for this step's "
+               "partitions and stored beside them; the other partitions' stored keys are read, not recomputed, "
+               "and all keys are resolved in partition order (the first occurrence survives), one output per partition")
     else:
         how = ("**per-row stage**: every OP below runs fused on each batch inside one worker "
                "(no intermediate dataset between OPs), partition by partition")
