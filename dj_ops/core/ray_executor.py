@@ -6,8 +6,9 @@ so bad rows, checkpoints and deduplication decisions are the same), and ``map_ba
 the chain on every chunk in an actor pool of ``np`` actors, each holding the built OPs (models
 are loaded once per actor).  A chain with CUDA OPs asks each actor for the GPU share its models
 are measured to need (see :func:`gpu_fraction`).  Ray Data's streaming executor bounds what is
-in flight (its object store budget and back-pressure) and, with ``preserve_order``, delivers the
-results in input order.
+in flight (an object store budget of the local executor's in-flight chunks, see
+:func:`_data_options`; a slow consumer holds reading back) and, with ``preserve_order``,
+delivers the results in input order.
 
 What needs to see every row in order stays on the driver and is the local executor's code:
 deduplicators decide on the keys the actors computed (the first occurrence in input order
@@ -33,7 +34,7 @@ from ray.data import DataContext, Datasource
 from ray.data.block import BlockMetadata
 from ray.data.datasource import ReadTask
 
-from ..io.readers import Chunk, file_starts, iter_chunks, resolve_inputs, with_skip
+from ..io.readers import CHUNK_MAX_BYTES, Chunk, file_starts, iter_chunks, resolve_inputs, with_skip
 from .checkpoint import ChunkStore
 from .executor import ChainRunner, ChunkResult, LocalExecutor
 from .faults import worker_crashed
@@ -79,8 +80,7 @@ class RayExecutor(LocalExecutor):
         if first is None:
             return
         n_workers = max(1, min(self.recipe.np, int(ray.cluster_resources().get("CPU", 1))))
-        ctx = DataContext.get_current()
-        with _data_options(ctx):
+        with _data_options(DataContext.get_current(), n_workers):
             ds = ray.data.read_datasource(
                 _ChunkDatasource(chunks), override_num_blocks=len(chunks.files),
                 # reading only slices raw lines / record batches: like the local coordinator, it
@@ -99,16 +99,20 @@ class RayExecutor(LocalExecutor):
 
 
 @contextlib.contextmanager
-def _data_options(ctx):
+def _data_options(ctx: DataContext, n_workers: int):
     """Ray Data delivers results in input order (the coordinator decides duplicates in that
-    order) and prints no progress bars; the caller's settings are restored afterwards."""
-    saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
-    ctx.execution_options.preserve_order = True
+    order), holds at most the local executor's ``2 * workers + 2`` chunks of the largest size,
+    in and out, in the object store (beyond it, reading waits: back-pressure), and prints no
+    progress bars; the caller's settings are restored afterwards."""
+    opts = ctx.execution_options
+    saved = (opts.preserve_order, opts.resource_limits, ctx.enable_progress_bars)
+    opts.preserve_order = True
+    opts.resource_limits = opts.resource_limits.copy(object_store_memory=2 * (2 * n_workers + 2) * CHUNK_MAX_BYTES)
     ctx.enable_progress_bars = False
     try:
         yield
     finally:
-        ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
+        opts.preserve_order, opts.resource_limits, ctx.enable_progress_bars = saved
 
 
 def connect(recipe: Recipe) -> None:
