@@ -52,6 +52,8 @@ MODELS = BENCH_DIR / "work" / "models"
 PHOTOS = BENCH_DIR.parent.parent / "shared" / "data" / "images" / "imagenet_sample"
 OURS = BENCH_DIR.parent / ".venv" / "bin" / "dj-process"
 DJ = BENCH_DIR / ".venv-dj" / "bin" / "dj-process"
+#: transformers 4.57 + simple-aesthetics-predictor for Data-Juicer's image OPs (setup_dj_venv.sh)
+DJ_VISION_OVERLAY = BENCH_DIR / ".venv-dj" / "vision-overlay"
 IMG = "<__dj__image>"
 CLIP_DIR = MODELS / "clip-vit-large-patch14"
 AESTHETICS_DIR = MODELS / "aesthetics-predictor-v2-sac-logos-ava1-l14-linearMSE"
@@ -233,7 +235,8 @@ def run_dj(name: str, data: Path, process: list[dict], np_: int, timeout: float)
               "process": process}
     cfg = run_dir / "recipe.yaml"
     cfg.write_text(yaml.safe_dump(recipe, sort_keys=False))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(run_dir / "hf-cache")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(run_dir / "hf-cache"),
+           "PYTHONPATH": str(DJ_VISION_OVERLAY)}
     res = run_measured(name, [str(DJ), "--config", str(cfg)], out, run_dir / "log.txt", timeout, env=env)
     found = sorted(run_dir.glob("out*.jsonl"))
     rows = [json.loads(line) for f in found if "stats" not in f.name for line in open(f)]
@@ -281,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         result["fusion"] = fusion_bench(args, thresholds)
     if args.dj:
         result["data_juicer"] = dj_bench(args, thresholds)
-    out = WORK / f"result-{args.images}-np{args.np}.json"
+    parts = ([] if args.skip_fusion else ["fusion"]) + (["dj"] if args.dj else [])
+    out = WORK / f"result-{args.images}-np{args.np}-{'-'.join(parts) or 'none'}.json"
     out.write_text(json.dumps(result, indent=2, default=str))
     print(f"\nresult: {out} ({time.perf_counter() - t0:.0f} s in all)")
     return 0

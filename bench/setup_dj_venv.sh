@@ -22,6 +22,13 @@ $VENV/bin/python -m pip install -q "torch==2.13.0"
 # (non-Ray) executor and installs it with uv on first use.
 $VENV/bin/python -m pip install -q "py-data-juicer==1.6.1" aiohttp \
   ftfy selectolax scipy simhash-pybind fasttext-predict ray
+# Image OPs need transformers 4.57 (DJ's pin) and simple-aesthetics-predictor, but transformers
+# 4.57 wants huggingface-hub<1 while the datasets 5.x above wants >=1.31. They go to an overlay
+# (first on PYTHONPATH for image benchmarks only) with datasets 4.8.5 (DJ needs >=4.7) so that the
+# text benchmarks keep the environment above. --no-deps: torch stays the pinned CPU wheel.
+$VENV/bin/python -m pip install -q --no-deps --target $VENV/vision-overlay "transformers==4.57.1" \
+  "huggingface_hub==0.36.2" "datasets==4.8.5" "tokenizers==0.22.2" "safetensors==0.8.0" \
+  "simple-aesthetics-predictor==0.1.2"
 $VENV/bin/dj-process --help >/dev/null
 touch "$stamp"
 echo "$VENV built"
