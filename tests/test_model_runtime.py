@@ -42,7 +42,7 @@ def test_cpu_placement_is_fp32_and_dtype_can_be_overridden(monkeypatch):
 
 def test_batch_size_defaults_and_override(monkeypatch):
     cpu, gpu = runtime.Placement("cpu", "float32"), runtime.Placement("cuda:0", "bfloat16")
-    assert runtime.default_batch_size(cpu) == 4 and runtime.default_batch_size(gpu) == 128
+    assert runtime.default_batch_size(cpu) == 1 and runtime.default_batch_size(gpu) == 128
     monkeypatch.setenv(runtime.BATCH_ENV, "32")
     assert runtime.default_batch_size(cpu) == 32
 

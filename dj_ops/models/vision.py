@@ -79,11 +79,11 @@ class ImageModelFilter(Filter):
 
     def slice_rows(self) -> int:
         """Rows per slice: a few micro-batches, so padding is rare and memory stays bounded."""
-        return 4 * runtime.default_batch_size(self.placement())
+        return max(runtime.MIN_SLICE_ROWS, 4 * runtime.default_batch_size(self.placement()))
 
     def probe_rows(self) -> int:
-        """Rows the fusion planner probes: one micro-batch (a model pass is costly)."""
-        return runtime.default_batch_size(self.placement())
+        """Rows the fusion planner probes: one micro-batch (a model pass is costly), or a few rows."""
+        return max(runtime.MIN_PROBE_ROWS, runtime.default_batch_size(self.placement()))
 
     def load_models(self) -> list[LoadedModel]:
         """Load (once per process) every model this OP uses."""
