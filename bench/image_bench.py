@@ -240,8 +240,22 @@ def run_dj(name: str, data: Path, process: list[dict], np_: int, timeout: float)
     res = run_measured(name, [str(DJ), "--config", str(cfg)], out, run_dir / "log.txt", timeout, env=env)
     found = sorted(run_dir.glob("out*.jsonl"))
     rows = [json.loads(line) for f in found if "stats" not in f.name for line in open(f)]
+    stats = [json.loads(line)["__dj__stats__"] for f in found if "stats" in f.name for line in open(f)]
     return {"name": name, "wall_s": round(res.wall_s, 1), "rss_peak_gib": round(res.memory.rss / 2**30, 2),
-            "mean_load": round(res.memory.mean_load, 2), "returncode": res.returncode, "rows": rows}
+            "mean_load": round(res.memory.mean_load, 2), "returncode": res.returncode, "rows": rows,
+            "stats": stats}
+
+
+def stat_differences(dj: dict, ours: dict) -> dict[str, float]:
+    """Largest |ours - DJ| per stat over the rows both kept (DJ writes stats rounded to 10 digits)."""
+    theirs = {r["images"][0]: st for r, st in zip(dj["rows"], dj["stats"])}
+    worst: dict[str, float] = {}
+    for r, st in zip(ours["rows"], ours["stats"]):
+        other = theirs.get(r["images"][0])
+        for key, vals in (st.items() if other else ()):
+            for x, y in zip(vals, other.get(key, [])):
+                worst[key] = max(worst.get(key, 0.0), abs(float(x) - float(y)))
+    return worst
 
 
 def dj_bench(args: argparse.Namespace, t: dict[str, float]) -> dict:
@@ -255,12 +269,15 @@ def dj_bench(args: argparse.Namespace, t: dict[str, float]) -> dict:
     total = args.images
     disagree = sorted(set(key) ^ set(mine))
     agreement = 1 - len(disagree) / total
+    diffs = stat_differences(dj, ours)
     print(f"\nseed chain, {total} photos, np={args.np}: Data-Juicer {dj['wall_s']} s ({len(key)} kept, exit "
           f"{dj['returncode']}), ours {ours['wall_s']} s ({len(mine)} kept): {dj['wall_s'] / ours['wall_s']:.2f}x; "
-          f"decisions agree on {agreement:.1%} ({agree} kept by both; differing: {disagree[:5]})")
+          f"decisions agree on {agreement:.1%} ({agree} kept by both; differing: {disagree[:5]}); "
+          f"max |stat difference| on rows kept by both: {', '.join(f'{k} {v:.1e}' for k, v in diffs.items())}")
     return {"images": total, "np": args.np, "dj_s": dj["wall_s"], "ours_s": ours["wall_s"],
             "speedup": round(dj["wall_s"] / ours["wall_s"], 2), "dj_kept": len(key), "ours_kept": len(mine),
-            "agreement": round(agreement, 4), "differing": disagree, "ours_ops": ours["ops"],
+            "agreement": round(agreement, 4), "differing": disagree, "max_stat_difference": diffs,
+            "ours_ops": ours["ops"], "ours_plan": ours["plan"],
             "peak_rss_gib": {"dj": dj["rss_peak_gib"], "ours": ours["rss_peak_gib"]},
             "mean_load_1min": {"dj": dj["mean_load"], "ours": ours["mean_load"]}}
 
