@@ -115,16 +115,23 @@ def _data_options(ctx: DataContext, n_workers: int):
         opts.preserve_order, opts.resource_limits, ctx.enable_progress_bars = saved
 
 
+#: object store of a local cluster started here: the object store allocator keeps every page it
+#: ever touched resident, so its default (30% of RAM) shows as memory growing with the input
+LOCAL_OBJECT_STORE_BYTES = 1 << 30
+
+
 def connect(recipe: Recipe) -> None:
     if not ray.is_initialized():
         address = recipe.ray_address
+        local = dict(num_cpus=recipe.np, object_store_memory=LOCAL_OBJECT_STORE_BYTES, include_dashboard=False,
+                     log_to_driver=False)
         if address in ("", "local"):
-            ray.init(num_cpus=recipe.np, include_dashboard=False, log_to_driver=False)
+            ray.init(**local)
         elif address == "auto":
             try:
                 ray.init(address="auto", log_to_driver=False)
             except ConnectionError:
-                ray.init(num_cpus=recipe.np, include_dashboard=False, log_to_driver=False)
+                ray.init(**local)
         else:
             ray.init(address=address, log_to_driver=False)
 
