@@ -105,14 +105,17 @@ def _data_options(ctx: DataContext, n_workers: int):
     in and out, in the object store (beyond it, reading waits: back-pressure), and prints no
     progress bars; the caller's settings are restored afterwards."""
     opts = ctx.execution_options
-    saved = (opts.preserve_order, opts.resource_limits, ctx.enable_progress_bars)
+    saved = (opts.preserve_order, opts.resource_limits, ctx.target_max_block_size, ctx.enable_progress_bars)
     opts.preserve_order = True
     opts.resource_limits = opts.resource_limits.copy(object_store_memory=2 * (2 * n_workers + 2) * CHUNK_MAX_BYTES)
+    # one chunk per block: by default Ray Data packs a task's rows into blocks of up to 128 MiB,
+    # i.e. about a hundred chunks per block, queued as a whole
+    ctx.target_max_block_size = 1 << 20
     ctx.enable_progress_bars = False
     try:
         yield
     finally:
-        opts.preserve_order, opts.resource_limits, ctx.enable_progress_bars = saved
+        opts.preserve_order, opts.resource_limits, ctx.target_max_block_size, ctx.enable_progress_bars = saved
 
 
 #: object store of a local cluster started here: the object store allocator keeps every page it
