@@ -210,3 +210,14 @@ def test_image_chain_fused_equals_unfused_in_worker_processes(tmp_path, tiny, ph
     _, rows_f, stats_f = run_chain(tmp_path, photos, process, fused=True, np_=2)
     assert rows_f == rows_u
     assert_same_stats(stats_f, stats_u)
+
+
+def test_cheap_filter_that_removed_nothing_on_a_small_probe_still_precedes_a_model_filter():
+    from dj_ops.core.fusion import _greedy_order
+
+    measured = {0: {"cold_seconds": 16.0, "warm_seconds": 16.0, "pass_rate": 0.7, "rows": 16},  # a model filter
+                1: {"cold_seconds": 0.001, "warm_seconds": 0.001, "pass_rate": 1.0, "rows": 16}}  # a header check
+    assert _greedy_order([0, 1], {0: (), 1: ()}, measured) == [1, 0]
+    # the smoothing does not override a clear measurement: equal costs, the selective one first
+    measured[1].update(cold_seconds=16.0, warm_seconds=16.0)
+    assert _greedy_order([0, 1], {0: (), 1: ()}, measured) == [0, 1]

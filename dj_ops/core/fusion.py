@@ -11,7 +11,7 @@ run and never moves) becomes one *step*:
   image_text_similarity_filter on the same CLIP tower embed each image once.
 - **order**: with ``fusion_strategy: probe`` (default) the step's filters are timed on a probe
   batch of the *real upstream output* (the first rows of the input after the steps before) and
-  ordered by marginal cost over the fraction of rows they remove (cheap and selective first; the
+  ordered by marginal cost over the (smoothed) fraction of rows they remove (cheap and selective first; the
   cost of an intermediate is paid by the first filter that needs it).  ``greedy`` keeps the recipe
   order except that model-based filters go last.
 
@@ -250,7 +250,7 @@ def _measure(ops: Sequence[OP], run: list[int], probe: Batch) -> dict[int, dict[
             keep = np.asarray(op.keep(part), dtype=bool)
             valid = [i for i in range(n) if i not in bad]
             rate = float(keep[valid].mean()) if valid else 1.0
-            out[k] = {"cold_seconds": cold, "pass_rate": rate}
+            out[k] = {"cold_seconds": cold, "pass_rate": rate, "rows": len(valid)}
         for k in run:
             op = ops[k]
             saved = {key: part.stats.pop(key) for key in getattr(op, "stats_keys", ()) if key in part.stats}
@@ -290,9 +290,11 @@ def _greedy_order(run: list[int], keys: dict[int, tuple[str, ...]], m: dict[int,
     while left:
         def rank(k: int) -> tuple[float, float, int]:
             cost = m[k]["warm_seconds"] + sum(key_cost.get(key, 0.0) for key in keys[k] if key not in done)
-            removed = 1.0 - m[k]["pass_rate"]
-            # filters that removed nothing on the probe go last, the cheaper first
-            return (cost / removed if removed > 0 else float("inf"), cost, run.index(k))
+            # share of rows removed, with Laplace smoothing: a probe of a few rows on which a cheap
+            # filter removed nothing must not send it behind a model filter costing 1000x more
+            n = m[k].get("rows", 0)
+            removed = (n * (1.0 - m[k]["pass_rate"]) + 1.0) / (n + 2.0)
+            return (cost / removed, cost, run.index(k))
 
         best = min(left, key=rank)
         order.append(best)
