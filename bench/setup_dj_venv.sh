@@ -20,8 +20,9 @@ $VENV/bin/python -m pip install -q "torch==2.13.0"
 # ftfy .. fasttext-predict: OP dependencies DJ would otherwise install lazily at run time.
 # ray: DJ 1.6.1 touches its lazy `ray` module during config setup even with the default
 # (non-Ray) executor and installs it with uv on first use.
+# av 13.1: DJ's vision extra pin; with av 18 its close_video raises and every video sample is dropped.
 $VENV/bin/python -m pip install -q "py-data-juicer==1.6.1" aiohttp \
-  ftfy selectolax scipy simhash-pybind fasttext-predict ray
+  ftfy selectolax scipy simhash-pybind fasttext-predict ray "av==13.1.0"
 # Image OPs need transformers 4.57 (DJ's pin) and simple-aesthetics-predictor, but transformers
 # 4.57 wants huggingface-hub<1 while the datasets 5.x above wants >=1.31. They go to an overlay
 # (first on PYTHONPATH for image benchmarks only) with datasets 4.8.5 (DJ needs >=4.7) so that the
