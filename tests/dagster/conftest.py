@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 
-import dagster as dg
 import pytest
+
+from tests.dagster_fixtures import instance, quiet_previews  # noqa: F401  (fixtures)
 import yaml
 
 from dj_assets.build import build_definitions
@@ -21,23 +21,6 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "recipes" / "demo"
 
 _register_test_ops()
-
-
-@pytest.fixture(autouse=True)
-def _quiet_previews():
-    # partitioned / beta Dagster APIs warn on every use; the tests exercise them on purpose
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.BetaWarning)
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        yield
-
-
-@pytest.fixture
-def instance(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with dg.instance_for_test(temp_dir=str(home)) as inst:
-        yield inst
 
 
 @pytest.fixture

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
 
 import dagster as dg
 import pytest
+
+from tests.dagster_fixtures import instance, quiet_previews  # noqa: F401  (fixtures)
 
 from sandbox_jobs.config import sandbox_from_dict
 from sandbox_jobs.context import list_trials
@@ -16,22 +17,6 @@ from .conftest import needs_torch, tiny_sandbox
 pytestmark = needs_torch
 
 NAME = "tiny"
-
-
-@pytest.fixture(autouse=True)
-def _quiet_previews():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.BetaWarning)
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        yield
-
-
-@pytest.fixture
-def instance(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with dg.instance_for_test(temp_dir=str(home)) as inst:
-        yield inst
 
 
 def make(tmp_path, **over):
