@@ -72,6 +72,12 @@ def test_dagster_daemon_runs_a_trial_through_its_sensors(tmp_path):
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "DAGSTER_HOME": str(home), "DJ_SANDBOX_DIR": str(cfg.parent)}
     target = ["-m", "sandbox_jobs.definitions"]
+    # create the SQLite storages first: the daemon and the CLI creating them at once race in
+    # alembic's migration ("Can't locate revision" / CommandError)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+        instance.get_latest_materialization_event(dg.AssetKey("none"))
     log = open(tmp_path / "daemon.log", "w")
     daemon = subprocess.Popen([str(Path(sys.executable).parent / "dagster-daemon"), "run", *target],
                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
