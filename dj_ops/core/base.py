@@ -105,6 +105,10 @@ class Filter(OP):
     stat_bounds: ClassVar[dict[str, tuple[str | None, str | None]]] = {}
     #: filters with no stats column (suffix_filter) set this False
     has_stats: ClassVar[bool] = True
+    #: with per-item stats (one value per image / video): True makes an item pass only when all its
+    #: stats are in bounds before ``any_or_all`` reduces the items (width *and* height of one image);
+    #: False reduces each stat on its own
+    item_passes_all_stats: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -152,24 +156,35 @@ class Filter(OP):
         """Boolean mask of rows to keep, from the stats alone."""
         n = len(batch)
         mask = np.ones(n, dtype=bool)
+        item_cols = []
         for key, (lo_name, hi_name) in self.stat_bounds.items():
             lo = getattr(self, lo_name) if lo_name else None
             hi = getattr(self, hi_name) if hi_name else None
             col = batch.stats[key]
             if n and isinstance(col[0], list):
-                mask &= self._reduce_items(col, lo, hi)
+                item_cols.append((col, lo, hi))
             else:
                 mask &= self.bounds_mask(_as_float(col), lo, hi)
+        if item_cols:
+            groups = [item_cols] if self.item_passes_all_stats else [[c] for c in item_cols]
+            for group in groups:
+                mask &= self._reduce_items(group)
         return mask
 
-    def _reduce_items(self, col: list, lo: Any, hi: Any) -> np.ndarray:
-        out = np.empty(len(col), dtype=bool)
+    def _reduce_items(self, cols: list[tuple[list, Any, Any]]) -> np.ndarray:
+        """Per row: each item (image, video) passes when its values of every column in ``cols`` are
+        in their bounds; the row is kept when any / all of its items pass."""
+        first = cols[0][0]
+        out = np.empty(len(first), dtype=bool)
         reduce = any if self.any_or_all == "any" else all
-        for i, items in enumerate(col):
+        for i, items in enumerate(first):
             if not items:
                 out[i] = True  # samples without media are kept, as upstream
                 continue
-            out[i] = reduce(self.bounds_mask(_as_float(items), lo, hi))
+            ok = self.bounds_mask(_as_float(items), cols[0][1], cols[0][2])
+            for col, lo, hi in cols[1:]:
+                ok &= self.bounds_mask(_as_float(col[i]), lo, hi)
+            out[i] = reduce(ok)
         return out
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 
 from dj_ops.core.base import Filter
 from dj_ops.core.batch import Batch
@@ -23,6 +22,7 @@ class ImageShapeFilter(Filter):
     stat_bounds = {"image_width": ("min_width", "max_width"), "image_height": ("min_height", "max_height")}
     intermediates = ("image_headers",)
     uses_text = False
+    item_passes_all_stats = True  # width and height of the same item
 
     def __init__(
         self,
@@ -43,13 +43,3 @@ class ImageShapeFilter(Filter):
         refs, heads = images.header_stats(batch, self)
         batch.stats["image_width"] = [[heads[i][k].width for k in row] if heads[i] else [] for i, row in enumerate(refs)]
         batch.stats["image_height"] = [[heads[i][k].height for k in row] if heads[i] else [] for i, row in enumerate(refs)]
-
-    def keep(self, batch: Batch) -> np.ndarray:
-        reduce = np.any if self.any_or_all == "any" else np.all
-        out = np.ones(len(batch), dtype=bool)
-        for i, (ws, hs) in enumerate(zip(batch.stats["image_width"], batch.stats["image_height"])):
-            if len(ws):
-                w_ok = self.bounds_mask(np.asarray(ws, dtype=np.float64), self.min_width, self.max_width)
-                h_ok = self.bounds_mask(np.asarray(hs, dtype=np.float64), self.min_height, self.max_height)
-                out[i] = reduce(w_ok & h_ok)
-        return out
