@@ -308,17 +308,21 @@ def _decode_pool() -> ThreadPoolExecutor:
 def header_stats(batch: Batch, op: Any) -> tuple[list[list], list[dict[Any, ImageHeader]]]:
     """Image references and headers per row; rows with an unusable image are marked bad (their
     header dict is then empty)."""
-    refs = row_images(batch, op.image_key)
-    heads = headers(batch, op)
+    return row_images(batch, op.image_key), usable_rows(batch, headers(batch, op), ImageError)
+
+
+def usable_rows(batch: Batch, rows: list[dict], error: type[Exception]) -> list[dict]:
+    """``rows`` (per row: media reference -> header or ``error``) with every row holding an error
+    marked bad in ``batch`` and replaced by an empty dict."""
     out = []
-    for i, row in enumerate(heads):
-        err = next((h for h in row.values() if isinstance(h, ImageError)), None)
+    for i, row in enumerate(rows):
+        err = next((v for v in row.values() if isinstance(v, error)), None)
         if err is not None:
             batch.mark_bad(i, str(err))
             out.append({})
         else:
             out.append(row)
-    return refs, out
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -283,16 +283,7 @@ INFO_CACHE_PREFIX = "__dj__video_info:"
 def info_stats(batch: Batch, op: Any) -> tuple[list[list], list[dict[Any, VideoInfo]]]:
     """Video references and header information per row; rows with an unusable video are marked
     bad (their dict is then empty)."""
-    refs = row_videos(batch, op.video_key)
-    out = []
-    for i, row in enumerate(infos(batch, op)):
-        err = next((v for v in row.values() if isinstance(v, VideoError)), None)
-        if err is not None:
-            batch.mark_bad(i, str(err))
-            out.append({})
-        else:
-            out.append(row)
-    return refs, out
+    return row_videos(batch, op.video_key), images.usable_rows(batch, infos(batch, op), VideoError)
 
 
 def sampling_suffix(method: str, frame_num: int) -> str:
