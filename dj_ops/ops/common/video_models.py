@@ -38,8 +38,13 @@ class VideoFrameModelFilter(Filter):
     uses_text = False
     stat_key: ClassVar[str] = ""
 
-    def __init__(self, frame_sampling_method: str, frame_num: int, reduce_mode: str, any_or_all: str, **kwargs):
+    def __init__(self, frame_sampling_method: str, frame_num: int, reduce_mode: str, any_or_all: str,
+                 frame_field: str | None = None, **kwargs):
+        if frame_field:
+            raise ValueError(f"{self.name}: frame_field (frames stored as image files) is not supported; "
+                             "the frames are sampled from the videos")
         super().__init__(any_or_all=any_or_all, **kwargs)
+        self.frame_field = frame_field
         if frame_sampling_method not in videos.SAMPLING_METHODS:
             raise ValueError(f"frame_sampling_method must be one of {list(videos.SAMPLING_METHODS)}, "
                              f"got {frame_sampling_method!r}")

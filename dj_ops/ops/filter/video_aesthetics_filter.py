@@ -38,11 +38,7 @@ class VideoAestheticsFilter(VideoFrameModelFilter):
         reduce_mode: str = "avg",
         **kwargs,
     ):
-        if frame_field:
-            raise ValueError("video_aesthetics_filter: frame_field (frames stored as image files) is not supported; "
-                             "the frames are sampled from the videos")
-        super().__init__(frame_sampling_method, frame_num, reduce_mode, any_or_all, **kwargs)
-        self.frame_field = frame_field
+        super().__init__(frame_sampling_method, frame_num, reduce_mode, any_or_all, frame_field, **kwargs)
         self.min_score = min_score
         self.max_score = max_score
         self.image_op = self.frame_op(ImageAestheticsFilter, hf_scorer_model=hf_scorer_model,
