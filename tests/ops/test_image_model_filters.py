@@ -14,7 +14,7 @@ from dj_ops.ops.common import images  # noqa: E402
 from dj_ops.ops.common.models import ModelLoadError  # noqa: E402
 from tests.conftest import shared_path  # noqa: E402
 from tests.helpers_ops import make_op, run_op  # noqa: E402
-from tests.ops.tiny_vision_models import build_tiny_aesthetics, build_tiny_clip, build_tiny_vit_classifier  # noqa: E402
+from tests.ops.tiny_vision_models import build_tiny_aesthetics, build_tiny_model_set  # noqa: E402
 
 IMG = "<__dj__image>"
 EOC = "<|__dj__eoc|>"
@@ -24,14 +24,8 @@ TOL = 1e-5
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     base = tmp_path_factory.mktemp("models")
-    clip_dir = build_tiny_clip(base / "clip")
-    return {
-        "clip": str(clip_dir),
-        # the folder name follows Data-Juicer's rule ("aesthetics-predictor" -> /10, "v2" + "linear")
-        "aesthetics": str(build_tiny_aesthetics(base / "aesthetics-predictor-v2-tiny-linearMSE", tower_from=clip_dir)),
-        "aesthetics_own_tower": str(build_tiny_aesthetics(base / "own-tower-v2-linear", seed=5)),
-        "vit": str(build_tiny_vit_classifier(base / "vit")),
-    }
+    return {**build_tiny_model_set(base),
+            "aesthetics_own_tower": str(build_tiny_aesthetics(base / "own-tower-v2-linear", seed=5))}
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from dj_ops.core.fusion import shared_slice  # noqa: E402
 from dj_ops.models import clip, runtime  # noqa: E402
 from dj_ops.ops.common import videos  # noqa: E402
 from tests.helpers_ops import make_op, run_op  # noqa: E402
-from tests.ops.tiny_vision_models import build_tiny_aesthetics, build_tiny_clip, build_tiny_vit_classifier  # noqa: E402
+from tests.ops.tiny_vision_models import build_tiny_model_set  # noqa: E402
 from tests.ops.video_samples import write_video  # noqa: E402
 
 VID = "<__dj__video>"
@@ -25,13 +25,7 @@ TOL = 1e-5
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    base = tmp_path_factory.mktemp("models")
-    clip_dir = build_tiny_clip(base / "clip")
-    return {
-        "clip": str(clip_dir),
-        "aesthetics": str(build_tiny_aesthetics(base / "aesthetics-predictor-v2-tiny-linearMSE", tower_from=clip_dir)),
-        "vit": str(build_tiny_vit_classifier(base / "vit")),
-    }
+    return build_tiny_model_set(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

@@ -78,3 +78,14 @@ def build_tiny_vit_classifier(folder: Path, seed: int = 2) -> Path:
     ViTForImageClassification(config).save_pretrained(folder)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
+
+
+def build_tiny_model_set(base: Path) -> dict[str, str]:
+    """A CLIP, an aesthetics predictor on that CLIP's vision tower (its folder name follows Data-Juicer's
+    rule: "aesthetics-predictor" -> scores / 10, "v2" + "linear") and a ViT classifier, under ``base``."""
+    clip_dir = build_tiny_clip(base / "clip")
+    return {
+        "clip": str(clip_dir),
+        "aesthetics": str(build_tiny_aesthetics(base / "aesthetics-predictor-v2-tiny-linearMSE", tower_from=clip_dir)),
+        "vit": str(build_tiny_vit_classifier(base / "vit")),
+    }
