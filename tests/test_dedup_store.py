@@ -63,11 +63,15 @@ def whole_run(recipe, files, out_dir) -> list[list[str]]:
     return [pq.read_table(outputs[str(f)]).column("text").to_pylist() for f in files]
 
 
+@pytest.mark.parametrize("tail", [True, False], ids=["filter_after", "dedup_last"])
 @pytest.mark.parametrize("dedup", DEDUPLICATORS, ids=lambda d: next(iter(d)))
-def test_partitions_keyed_one_at_a_time_equal_one_run(tmp_path, dedup):
+def test_partitions_keyed_one_at_a_time_equal_one_run(tmp_path, dedup, tail):
+    """Also with the deduplicator last, where step 3 only drops the removed rows from the rows
+    file: the partition outputs equal a whole run's, column for column."""
     files = write_parts(tmp_path, near_duplicate_partitions())
+    after = [{"test_len_filter": {"min_len": 5}}] if tail else []
     recipe = recipe_from_dict({"np": 1, "export_path": str(tmp_path / "out.parquet"),
-                               "process": [{"test_upper_mapper": None}, dedup, {"test_len_filter": {"min_len": 5}}]})
+                               "process": [{"test_upper_mapper": None}, dedup, *after]})
     expected = whole_run(recipe, files, tmp_path / "whole")
 
     cut = dedup_store.dedup_position(recipe)
@@ -88,7 +92,11 @@ def test_partitions_keyed_one_at_a_time_equal_one_run(tmp_path, dedup):
         dedup_store.write_keys(store / f"{i}.parquet", head.keys, fingerprint, str(f), decision.removed[i])
         got.append(pq.read_table(tmp_path / "out" / f"{i}.parquet").column("text").to_pylist())
         assert report.rows_in == 41 and report.bad_rows == 1 and report.rows_out == len(got[-1])
-        assert [o["name"] for o in report.ops] == ["test_upper_mapper", next(iter(dedup)), "test_len_filter"]
+        assert [o["name"] for o in report.ops] == ["test_upper_mapper", next(iter(dedup))] + \
+            (["test_len_filter"] if tail else [])
+        if not tail:
+            whole = pq.read_table(tmp_path / "whole" / f"{f.stem}.parquet")
+            assert pq.read_table(tmp_path / "out" / f"{i}.parquet").equals(whole)
     assert got == expected
     assert sum(len(p) for p in got) < 3 * 40  # there were duplicates to remove
     assert decision.summary["removed_rows"] == 3 * 40 - sum(len(p) for p in got)

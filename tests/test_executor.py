@@ -249,6 +249,26 @@ def test_barrier_with_one_output_per_input_file(tmp_path):
     assert report.rows_out == 3
 
 
+@pytest.mark.parametrize("np_", [1, 2])
+def test_chain_ending_at_near_duplicate_dedup_copies_the_spill(tmp_path, np_):
+    """Deduplicator last, JSON lines out: the kept spilled lines are the output (no second pass);
+    they equal what the full second pass writes (Parquet out, given as ``export_path`` of a
+    JSON-lines recipe), row for row and in order."""
+    texts = ["a b", "x y", "c d", "b c", "zz", "q", "y w", "tiny", "n m", "m o"] * 3
+    ds = write_jsonl(tmp_path / "in.jsonl", [{"text": t, "id": i, "meta": {"k": [i, None]}}
+                                             for i, t in enumerate(texts)])
+    chain = [{"test_upper_mapper": None}, {"test_token_dedup": None}]
+    recipe = make_recipe(tmp_path, ds, chain, np=np_, batch_size=4, export_shard_size=64)
+    copied = LocalExecutor(recipe, progress=False).run()
+    assert len(copied.outputs) > 1  # shards still roll over
+    rows = [r for p in copied.outputs for r in read_jsonl(p)]
+    full = LocalExecutor(recipe, progress=False).run(export_path=tmp_path / "full" / "out.parquet")
+    assert rows == [r for p in full.outputs for r in pq.read_table(p).to_pylist()]
+    assert [r["text"] for r in rows] == ["A B", "X Y", "ZZ", "Q", "TINY", "N M"]
+    assert (copied.rows_in, copied.rows_out) == (30, 6) and copied.ops[-1]["rows_out"] == 6
+    assert not list(tmp_path.glob("out/.spill-*"))
+
+
 def test_data_juicer_stats_compat_reproduces_its_float_round_trip(tmp_path):
     from dj_ops.core.executor import ChainRunner
 

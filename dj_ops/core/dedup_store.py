@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .base import DedupIndex, Deduplicator
+from ..io.writers import ParquetWriter
 from .executor import LocalExecutor, RunReport
 from .recipe import Recipe
 
@@ -184,9 +185,12 @@ def finish_partition(recipe: Recipe, cut: int, head: PartitionKeys, removed: np.
     rows_file = head.rows_file
     if rows_file is None:
         raise ValueError("finish_partition needs the partition's rows (partition_keys with keep_rows)")
-    skip = {str(rows_file): removed} if removed.any() else None
-    report = LocalExecutor(rest, progress=False, log=log, bad_rows_path=bad_rows_path).run(
-        [rows_file], None, export_path, None, skip, append_bad_rows=True)
+    if rest.process:
+        skip = {str(rows_file): removed} if removed.any() else None
+        report = LocalExecutor(rest, progress=False, log=log, bad_rows_path=bad_rows_path).run(
+            [rows_file], None, export_path, None, skip, append_bad_rows=True)
+    else:
+        report = _kept_rows(recipe.project_name, rows_file, removed, export_path)
     first = head.report
     dedup_row = {**first.ops[cut], "rows_out": first.ops[cut]["rows_in"] - int(removed.sum())}
     report.ops = first.ops[:cut] + [dedup_row] + report.ops
@@ -195,3 +199,23 @@ def finish_partition(recipe: Recipe, cut: int, head: PartitionKeys, removed: np.
     report.bad_rows_file = report.bad_rows_file or first.bad_rows_file
     report.seconds = round(first.seconds + report.seconds, 3)
     return report
+
+
+def _kept_rows(name: str, rows_file: Path, removed: np.ndarray, export_path: Path) -> RunReport:
+    """The output of a chain that ends at its deduplicator: the rows file minus the removed rows
+    (the rows are already in the stage's Parquet layout, stats included), written atomically."""
+    t0 = time.perf_counter()
+    table = pq.read_table(rows_file)
+    if len(removed) != table.num_rows:
+        raise RuntimeError(f"{rows_file}: {table.num_rows} rows for {len(removed)} dedup decisions")
+    kept = table.filter(pa.array(~removed)) if removed.any() else table
+    writer = ParquetWriter(export_path)
+    try:
+        writer.write_table(kept)
+    except BaseException:
+        writer.abort()
+        raise
+    report = RunReport(recipe=name, rows_out=kept.num_rows, outputs=[str(p) for p in writer.close()])
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report
+

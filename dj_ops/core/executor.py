@@ -519,6 +519,12 @@ class LocalExecutor:
         can link two earlier ones), so the chain is cut there: the rows before it are spilled to
         disk with their stats, the index decides, and the rest of the chain runs on the spill.
         """
+        kind = _output_kind(export_path, outputs)
+        if kind is not None and kind != _output_kind(self.recipe.export_path, None, self.recipe.resolved_export_type):
+            # the workers serialise rows for the recipe's export type: give them the target's
+            recipe = self.recipe.model_copy(update={"export_type": kind})
+            other = type(self)(recipe, progress=self.progress, bad_rows_path=self.bad_rows_path, log=self.log)
+            return other.run(files, row_range, export_path, outputs, skip, append_bad_rows)
         cut = self._barrier()
         if cut is None:
             return self._run_pass(files, row_range, export_path, outputs, skip, append_bad_rows)
@@ -549,11 +555,15 @@ class LocalExecutor:
             removed_ids = np.fromiter(removed.keys(), dtype=np.int64, count=len(removed))
             spill_skip = {str(spill[src]): np.isin(ids, removed_ids) for src, ids in first.held_ids.items()}
             # the spill is rewritten by every run, so the pass reading it is not checkpointed
-            rest = recipe.model_copy(update={"process": recipe.process[cut + 1:], "use_checkpoint": False})
-            second = type(self)(rest, progress=self.progress, bad_rows_path=self.bad_rows_path, log=self.log)
             spilled = [spill[str(f)] for f in files]
             final_outputs = {str(spill[str(f)]): Path(outputs[str(f)]) for f in files} if outputs else None
-            rep2 = second.run(spilled, None, export_path, final_outputs, spill_skip, append_bad_rows=True)
+            if self._spill_is_output(cut, export_path, final_outputs):
+                rep2 = _copy_spill(recipe.project_name, spilled, spill_skip, Path(export_path or recipe.export_path),
+                                   final_outputs, recipe.export_shard_size)
+            else:
+                rest = recipe.model_copy(update={"process": recipe.process[cut + 1:], "use_checkpoint": False})
+                second = type(self)(rest, progress=self.progress, bad_rows_path=self.bad_rows_path, log=self.log)
+                rep2 = second.run(spilled, None, export_path, final_outputs, spill_skip, append_bad_rows=True)
             pairs = _dedup_pairs(removed, first.held_ids, spill, recipe.trace_num) \
                 if recipe.open_tracer and (not recipe.op_list_to_trace or self.ops[cut].name in recipe.op_list_to_trace) \
                 else None
@@ -577,6 +587,17 @@ class LocalExecutor:
             report.trace_dir = str(trace_dir)
         report.seconds = round(time.perf_counter() - t_start, 3)
         return report
+
+    def _spill_is_output(self, cut: int, export_path, outputs: dict[str, Path] | None) -> bool:
+        """Whether the spill lines, minus the removed rows, are already the output: the
+        deduplicator is the last OP, no filter added stats to the spilled rows and every target
+        is JSON lines (what a second pass with no OPs would write, byte for byte)."""
+        if cut != len(self.ops) - 1 or any(isinstance(op, Filter) and op.has_stats for op in self.ops):
+            return False
+        if outputs:
+            return all(Path(p).suffix == ".jsonl" for p in outputs.values())
+        target = Path(export_path or self.recipe.export_path)
+        return target.suffix == ".jsonl" and self.recipe.resolved_export_type == "jsonl"
 
     def _run_pass(self, files, row_range, export_path, outputs, skip, append_bad_rows,
                   hold_back: int | None = None) -> RunReport:
@@ -752,6 +773,19 @@ class _Outputs:
         return outputs, stats_files
 
 
+def _output_kind(export_path: str | Path | None, outputs: dict[str, Path] | None,
+                 export_type: str | None = None) -> str | None:
+    """"parquet" or "jsonl" (JSON lines: .jsonl / .json, gzipped or not) for the output files
+    of a run, from ``export_type`` or else their names; None when nothing says."""
+    if export_type:
+        return "parquet" if export_type == "parquet" else "jsonl"
+    paths = list(outputs.values()) if outputs else [export_path] if export_path is not None else []
+    kinds = {"parquet" if str(p).lower().endswith(".parquet") else "jsonl" for p in paths}
+    if len(kinds) > 1:
+        raise ValueError(f"output files mix Parquet and JSON lines: {sorted(map(str, paths))[:4]}")
+    return kinds.pop() if kinds else None
+
+
 def _joined_plans(head: dict[str, Any], rest: dict[str, Any], offset: int) -> dict[str, Any]:
     """The plans of the two passes of a run cut at a deduplicator, as one plan of the chain."""
     steps = head.get("steps", []) + [
@@ -794,6 +828,45 @@ def _progress(enabled: bool, desc: str):
     from tqdm import tqdm
 
     return tqdm(desc=desc, unit=" rows", mininterval=0.5, file=sys.stderr)
+
+
+def _copy_spill(name: str, spilled: list[Path], skip: dict[str, np.ndarray], export_path: Path,
+                outputs: dict[str, Path] | None, shard_size: int) -> RunReport:
+    """The output of a chain that ends at its near-duplicate deduplicator: the spilled lines
+    the index kept, copied without parsing them again."""
+    report = RunReport(recipe=name)
+    writers: dict[Path, JsonlWriter] = {}
+    try:
+        for src in spilled:
+            target = Path(outputs[str(src)]) if outputs else export_path
+            writer = writers.get(target) or writers.setdefault(target, JsonlWriter(target, shard_size))
+            removed = skip.get(str(src))
+            block: list[bytes] = []
+            size = 0
+            # blocks end at the shard size too, so shards roll over as when writing chunk by chunk
+            block_bytes = min(shard_size or (4 << 20), 4 << 20)
+            with open(src, "rb") as fh:
+                for pos, line in enumerate(fh):
+                    report.rows_in += 1
+                    if removed is not None and pos < len(removed) and removed[pos]:
+                        continue
+                    block.append(line.rstrip(b"\n"))
+                    size += len(line)
+                    if size >= block_bytes:
+                        writer.write_lines(block)
+                        report.rows_out += len(block)
+                        block, size = [], 0
+            writer.write_lines(block)
+            report.rows_out += len(block)
+        if not writers:
+            writers[export_path] = JsonlWriter(export_path, shard_size)
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    report.rows_valid = report.rows_in
+    report.outputs = [str(p) for writer in writers.values() for p in writer.close()]
+    return report
 
 
 def _dedup_pairs(removed: dict[int, int], held_ids: dict[str, np.ndarray], spill: dict[str, Path],
