@@ -7,8 +7,8 @@
   with ``frame_num``), as RGB PIL images, decoded once per video and batch slice and shared by
   every OP asking for the same sampling (the Data-Juicer context key
   ``{video}-{method}[-{frame_num}]``), so a fused group decodes a video once;
-- :func:`motion_frames`: the BGR frames ``video_motion_score_filter`` reads (every ``step``-th
-  frame, as its OpenCV seek loop visits them);
+- :func:`motion_frames`: the BGR frames ``video_motion_score_filter`` reads (frames 0 and 1, then
+  every ``step``-th frame, as its OpenCV seek loop visits them);
 - :func:`register_frames`: sampled frames made visible to the image model code (pixel tensors,
   CLIP embeddings are then cached under the sampling, shared like those of images).
 
@@ -215,9 +215,11 @@ def sample_frames(path: Any, method: str, frame_num: int) -> list[Any]:
 
 
 def motion_frames(path: Any, sampling_fps: float) -> Iterator[Any]:
-    """BGR frames (numpy) every ``step`` frames from the first, ``step = round(fps / min(sampling_fps,
-    fps))`` kept within [1, frames - 1]: the frames Data-Juicer's OpenCV loop (read, then seek to
-    the next multiple of ``step``) visits, read here in one sequential pass."""
+    """The BGR frames (numpy) Data-Juicer's OpenCV loop reads, in one sequential pass: frames 0 and
+    1, then every multiple of ``step = round(fps / min(sampling_fps, fps))`` (kept within
+    [1, frames - 1]) from ``step`` on.  Frame 1 comes in because that loop skips its seek after the
+    first frame (it has no flow yet) and so reads on sequentially; with ``step == 1`` it is read
+    twice (once sequentially, once after seeking back to it), and so yielded twice here."""
     import av
 
     container = open_video(path)
@@ -231,8 +233,11 @@ def motion_frames(path: Any, sampling_fps: float) -> Iterator[Any]:
         step = round(info_fps / min(sampling_fps, info_fps)) if info_fps else 1
         step = max(min(step, total - 1), 1)
         for index, frame in enumerate(container.decode(stream)):
-            if index % step == 0:
-                yield frame.to_ndarray(format="bgr24")
+            repeats = (index < 2) + (index >= step and index % step == 0)
+            if repeats:
+                bgr = frame.to_ndarray(format="bgr24")
+                for _ in range(repeats):
+                    yield bgr
     except (av.FFmpegError, OSError) as exc:
         raise VideoError(f"cannot decode video {path}: {exc}") from None
     finally:

@@ -1,18 +1,24 @@
-"""video_motion_score_filter: ``video_motion_score`` = per listed video of a sample, the mean over
-frame pairs of the mean magnitude of OpenCV's Farneback dense optical flow (``pyr_scale=0.5,
-levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0`` unless given), kept when
-inside [min_score, max_score] for any / all videos.
+"""video_motion_score_filter: ``video_motion_score`` per listed video of a sample, kept when inside
+[min_score, max_score] for any / all videos::
 
-As Data-Juicer: frames are read every ``round(fps / min(sampling_fps, fps))`` frames (at least 1,
-at most frames - 1) from the first, optionally resized (``size`` / ``max_size`` / ``divisible``,
+    score = mean over i >= 1 of  mean_pixels |F(g[i-1], g[i])|   [/ hypot(H, W) with ``relative``]
+
+where ``g`` are the read frames in grey, ``F`` is OpenCV's Farneback dense optical flow
+(``pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0`` unless
+given), ``|.|`` its per-pixel magnitude and (H, W) the (resized) frame size.  A video with fewer
+than two read frames scores -1.
+
+The read frames are those of Data-Juicer's OpenCV loop: frames 0 and 1, then every multiple of
+``step = round(fps / min(sampling_fps, fps))`` (at least 1, at most frames - 1) from ``step`` on
+(Data-Juicer skips its seek after the first frame, which has no flow; with ``step == 1`` frame 1
+is read twice).  Each is optionally resized (``size`` / ``max_size`` / ``divisible``,
 Data-Juicer's ``calculate_resized_dimensions``, whose (height, width) result is handed to
-``cv2.resize`` as its (width, height) — a quirk kept so that scores agree), turned to grey from
-BGR, and each flow is taken between consecutive read frames; with ``relative`` each frame's score
-is divided by the frame's diagonal.  A video with fewer than two read frames scores -1.
+``cv2.resize`` as its (width, height) — a quirk kept so that scores agree, ``INTER_AREA``) and
+turned to grey from BGR.
 
-Frames are decoded with PyAV in one sequential pass (Data-Juicer seeks with OpenCV for every
-frame it reads).  A missing or unreadable video makes the row bad input (Data-Juicer scores it -1).
-``frame_field`` and ``if_output_optical_flow`` are not supported.
+Frames are decoded with PyAV in one sequential pass (Data-Juicer seeks with OpenCV; the decoded
+BGR pixels are the same).  A missing or unreadable video makes the row bad input (Data-Juicer
+scores it -1).  ``frame_field`` and ``if_output_optical_flow`` are not supported.
 """
 
 from __future__ import annotations
