@@ -131,6 +131,7 @@ def _manifest(executor: "LocalExecutor", files: list[Path], row_range, skip, hol
         "recipe": recipe_keys,
         "inputs": inputs,
         "row_range": list(row_range) if row_range else None,
+        "chunk_rows": executor.chunk_rows(),  # chunk indexes mean these rows
         "skip": {src: hashlib.sha256(np.packbits(np.asarray(m, dtype=bool)).tobytes()).hexdigest()
                  for src, m in sorted((skip or {}).items())},
         "hold_back": hold_back,

@@ -334,6 +334,9 @@ def _init_worker(recipe_json: str, analyze: bool, plan: dict | None = None, n_wo
     die_with_parent()
     # model OPs size their thread pools (torch, image decoding) by the number of workers
     os.environ["DJ_OPS_WORKERS"] = str(n_workers)
+    runtime = sys.modules.get("dj_ops.models.runtime")
+    if runtime is not None:  # forked from a coordinator whose fusion probe set its own threads
+        runtime.configure_threads(force=True)
     _RUNNER = ChainRunner(Recipe.model_validate_json(recipe_json), analyze=analyze, plan=plan)
 
 
@@ -405,11 +408,22 @@ class LocalExecutor:
     def _chunks(self, files: list[Path] | None, row_range: tuple[int, int] | None,
                 skip: dict[str, np.ndarray] | None = None) -> Iterator[Chunk]:
         files = files if files is not None else resolve_inputs(self.recipe.dataset_path, self.recipe.suffixes or None)
-        chunks = iter_chunks(files, batch_size=self.recipe.batch_size, row_range=row_range,
+        chunks = iter_chunks(files, batch_size=self.chunk_rows(), row_range=row_range,
                              max_record_bytes=self.recipe.max_record_bytes)
         if not skip:
             return chunks
         return (with_skip(c, skip.get(c.source)) for c in chunks)
+
+    def chunk_rows(self) -> int:
+        """Records per chunk, the unit of work of a worker: the recipe's ``batch_size``; with
+        several workers and a model OP on the CPU (about a second per image), one model slice, so
+        that no worker idles at the end while another still has a whole batch of model passes."""
+        rows = self.recipe.batch_size
+        if self.recipe.np > 1 and any(_device_of(op).startswith("cpu ") for op in self.ops):
+            from ..models.runtime import MIN_SLICE_ROWS
+
+            rows = min(rows, MIN_SLICE_ROWS)
+        return rows
 
     def _map(self, chunks: Iterable[Chunk | ChunkResult], analyze: bool,
              record: checkpoint.ChunkStore | None = None) -> Iterator[ChunkResult]:
@@ -418,7 +432,8 @@ class LocalExecutor:
         if record is not None:
             chunks = checkpoint.replay(chunks, record)
         np_ = max(1, min(self.recipe.np, os.cpu_count() or 1))
-        uses_cuda = any(op.accelerator == "cuda" for op in self.ops)
+        # an OP asking for CUDA on a machine without a GPU runs on the CPU like any other
+        uses_cuda = any(_device_of(op).startswith("cuda") for op in self.ops)
         # the fusion probe reads the first rows of this run's own input
         chunks = iter(chunks)
         head_item = next(chunks, None)
@@ -429,7 +444,16 @@ class LocalExecutor:
             from ..models.placement import gpu_workers
 
             np_ = gpu_workers(self.ops, np_, log=self.log)
+        try:
+            yield from self._map_planned(chunks, analyze, record, plan, np_, uses_cuda)
+        finally:
+            _release_models()
+
+    def _map_planned(self, chunks: Iterator[Chunk | ChunkResult], analyze: bool,
+                     record: checkpoint.ChunkStore | None, plan: dict, np_: int,
+                     uses_cuda: bool) -> Iterator[ChunkResult]:
         if np_ == 1:
+            # models the fusion probe loaded in this process are used as they are
             runner = ChainRunner(self.recipe, analyze=analyze, plan=plan)
             for c in chunks:
                 if isinstance(c, Chunk):
@@ -438,7 +462,11 @@ class LocalExecutor:
                         record(c)
                 yield c
             return
-        ctx = mp.get_context("spawn" if uses_cuda else ("fork" if sys.platform == "linux" else "spawn"))
+        fork = not uses_cuda and sys.platform == "linux"
+        if not fork:
+            _release_models()  # a spawned worker loads its own (on its GPU)
+        # forked workers inherit the probe's models: no load per worker, weights shared copy-on-write
+        ctx = mp.get_context("fork" if fork else "spawn")
         max_inflight = 2 * np_ + 2
         with ProcessPoolExecutor(max_workers=np_, mp_context=ctx, initializer=_init_worker,
                                  initargs=(self.recipe.model_dump_json(), analyze, plan, np_)) as pool:
@@ -498,10 +526,10 @@ class LocalExecutor:
             runner._resolve_media(probe, first.base_dir)
             probe = probe.take(np.arange(min(len(probe), _probe_rows(self.ops, recipe.batch_size))))
             st = _ChunkState(first, [], [OpMetrics() for _ in self.ops])
-        plan = build_plan(self.ops, op_fusion=True, strategy="probe", probe=probe,
+        # the models loaded for the probe stay: the run uses them (in this process or, forked, in
+        # its workers); _map releases them when the run ends
+        return build_plan(self.ops, op_fusion=True, strategy="probe", probe=probe,
                           apply=(lambda k, b: runner.apply(k, b, st)) if st is not None else None)
-        _release_models()
-        return plan
 
     # -- processing ------------------------------------------------------------------------------
 
@@ -812,7 +840,7 @@ def _probe_rows(ops: list[OP], batch_size: int) -> int:
 
 
 def _release_models() -> None:
-    """Models loaded for the probe are not needed by the coordinator any more."""
+    """Drop the models this process loaded (for the fusion probe, or to run chunks itself)."""
     runtime = sys.modules.get("dj_ops.models.runtime")
     if runtime is not None:
         runtime.release_models()

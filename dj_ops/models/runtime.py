@@ -162,10 +162,11 @@ def default_batch_size(where: Placement) -> int:
 _THREADS_SET = False
 
 
-def _configure_threads() -> None:
-    """One process per worker shares the cores: give each worker its share of torch threads."""
+def configure_threads(force: bool = False) -> None:
+    """One process per worker shares the cores: give each worker its share of torch threads
+    (``force``: again, in a worker forked from a process that had set its own)."""
     global _THREADS_SET
-    if _THREADS_SET:
+    if _THREADS_SET and not force:
         return
     _THREADS_SET = True
     workers = int(os.environ.get("DJ_OPS_WORKERS", "1") or 1)
@@ -210,7 +211,7 @@ def load_model(kind: str, path: str, where: Placement, build: Callable[[str, Pla
         hit = _MODELS.get(key)
         if hit is not None:
             return hit
-        _configure_threads()
+        configure_threads()
         import torch
 
         before = _memory_in_use(where)
