@@ -47,6 +47,7 @@ DEFAULT_DATA = PROJECT_DIR.parent / "shared" / "data" / "text" / "imdb_reviews_1
 DJ_PROCESS = BENCH_DIR / ".venv-dj" / "bin" / "dj-process"
 OURS_PROCESS = PROJECT_DIR / ".venv" / "bin" / "dj-process"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
+FULL_SAMPLE_EVERY = 5  # PSS/USS samples: one in five
 SAMPLE_INTERVAL_S = 0.2
 EXAMPLES_SHOWN = 3
 
@@ -92,8 +93,9 @@ class RunResult:
     first_bad_reason: str = ""
 
 
-def sample_tree_memory(root: psutil.Process, peak: TreeMemoryPeak) -> None:
-    """Adds one sample of the tree's summed RSS/PSS/USS to `peak` (processes may vanish meanwhile)."""
+def sample_tree_memory(root: psutil.Process, peak: TreeMemoryPeak, full: bool = True) -> None:
+    """Adds one sample of the tree's summed RSS (and, when `full`, PSS/USS) to `peak` (processes may
+    vanish meanwhile)."""
     try:
         processes = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
@@ -102,8 +104,9 @@ def sample_tree_memory(root: psutil.Process, peak: TreeMemoryPeak) -> None:
     alive = 0
     for process in processes:
         try:
-            # smaps_rollup (read by memory_full_info) is cheap enough at this rate and gives PSS/USS.
-            info = process.memory_full_info()
+            # smaps_rollup (memory_full_info) walks every mapped page: ~5 ms per GB mapped, a few %
+            # of a core at this rate with model weights loaded, so it is read on every 5th sample
+            info = process.memory_full_info() if full else process.memory_info()
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             continue
         except psutil.AccessDenied:
@@ -113,8 +116,9 @@ def sample_tree_memory(root: psutil.Process, peak: TreeMemoryPeak) -> None:
         pss += getattr(info, "pss", 0)
         uss += getattr(info, "uss", 0)
     peak.rss = max(peak.rss, rss)
-    peak.pss = max(peak.pss, pss)
-    peak.uss = max(peak.uss, uss)
+    if full:
+        peak.pss = max(peak.pss, pss)
+        peak.uss = max(peak.uss, uss)
     peak.max_processes = max(peak.max_processes, alive)
     peak.samples += 1
     peak.load_sum += os.getloadavg()[0]
@@ -133,8 +137,10 @@ def run_measured(name: str, command: list[str], output_path: Path, log_path: Pat
         stop = threading.Event()
 
         def sampler() -> None:
+            n = 0
             while not stop.is_set():
-                sample_tree_memory(root, peak)
+                sample_tree_memory(root, peak, full=n % FULL_SAMPLE_EVERY == 0)
+                n += 1
                 stop.wait(SAMPLE_INTERVAL_S)
 
         thread = threading.Thread(target=sampler, daemon=True)

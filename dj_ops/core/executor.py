@@ -416,13 +416,13 @@ class LocalExecutor:
 
     def chunk_rows(self) -> int:
         """Records per chunk, the unit of work of a worker: the recipe's ``batch_size``; with
-        several workers and a model OP on the CPU (about a second per image), one model slice, so
-        that no worker idles at the end while another still has a whole batch of model passes."""
+        several workers and a model OP on the CPU, a few rows, so that no worker idles at the end
+        while another still has a whole batch of model passes to do."""
         rows = self.recipe.batch_size
         if self.recipe.np > 1 and any(_device_of(op).startswith("cpu ") for op in self.ops):
-            from ..models.runtime import MIN_SLICE_ROWS
+            from ..models.runtime import CPU_MODEL_CHUNK_ROWS
 
-            rows = min(rows, MIN_SLICE_ROWS)
+            rows = min(rows, CPU_MODEL_CHUNK_ROWS)
         return rows
 
     def _map(self, chunks: Iterable[Chunk | ChunkResult], analyze: bool,

@@ -42,6 +42,9 @@ BATCH_ENV = "DJ_MODEL_BATCH_SIZE"
 DEFAULT_BATCH = {"cpu": 1, "cuda": 128}
 #: rows the fusion planner probes and rows per slice, at least: pass rates need a few rows
 MIN_PROBE_ROWS, MIN_SLICE_ROWS = 4, 16
+#: rows per unit of work of a worker when models run on the CPU (about a second per image): a
+#: few seconds of work, so the workers finish together
+CPU_MODEL_CHUNK_ROWS = 4
 
 __all__ = [
     "BatchedInference", "LoadedModel", "ModelLoadError", "Placement", "default_batch_size", "fixed_size_map",
