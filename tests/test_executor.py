@@ -269,6 +269,22 @@ def test_chain_ending_at_near_duplicate_dedup_copies_the_spill(tmp_path, np_):
     assert not list(tmp_path.glob("out/.spill-*"))
 
 
+def test_near_duplicate_trace_has_each_pairs_similarity(tmp_path):
+    base = "the quick brown fox jumps over the lazy dog near the river bank today"
+    texts = [base, "something else entirely different here and now for sure", base + " again",
+             base.replace("lazy", "sleepy"), base]
+    ds = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in texts])
+    recipe = make_recipe(tmp_path, ds, [{"document_minhash_deduplicator": {"window_size": 2}}],
+                         open_tracer=True, trace_num=2)
+    report = LocalExecutor(recipe, progress=False).run()
+    pairs = read_jsonl(Path(report.trace_dir) / "duplicate-document_minhash_deduplicator.jsonl")
+    assert len(pairs) == 2 and all(p["dup1"]["text"] == base for p in pairs)
+    assert [p["dup2"]["text"] for p in pairs] == [texts[2], texts[3]]
+    assert all(0.7 <= p["similarity"] < 1.0 for p in pairs)
+    summary = report.dedup["document_minhash_deduplicator"]
+    assert [p["estimated_jaccard"] for p in summary["sample_pairs"][:2]] == [p["similarity"] for p in pairs]
+
+
 def test_data_juicer_stats_compat_reproduces_its_float_round_trip(tmp_path):
     from dj_ops.core.executor import ChainRunner
 

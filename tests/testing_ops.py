@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dj_ops.core.base import Deduplicator, Filter, TextMapper
+from dj_ops.core.base import DedupIndex, Deduplicator, Filter, TextMapper
 from dj_ops.core.registry import OPERATORS, register
 
 
-class _SharedTokenIndex:
+class _SharedTokenIndex(DedupIndex):
     """Test index: rows sharing any token are linked; a component keeps its first row."""
 
     streaming = False

@@ -217,6 +217,8 @@ class DedupIndex:
     """
 
     streaming: ClassVar[bool] = True
+    #: duplicate pairs (survivor, removed, similarity) the summary samples, the first removed rows
+    sample_size: int = SAMPLE_PAIRS
 
     def check(self, row_ids: Sequence[int], keys: Sequence[Any]) -> list[int | None]:
         raise NotImplementedError
@@ -267,7 +269,7 @@ class ExactDedupIndex(DedupIndex):
             out.append(prev)
             self.removed += 1
             self.survivors.add(prev)
-            if len(self.sample_pairs) < SAMPLE_PAIRS:
+            if len(self.sample_pairs) < self.sample_size:
                 self.sample_pairs.append({"survivor": int(prev), "removed": int(rid), "similarity": 1.0})
         return out
 

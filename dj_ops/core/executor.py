@@ -579,6 +579,7 @@ class LocalExecutor:
         try:
             rep1 = first._run_pass(files, row_range, None, spill, skip, append_bad_rows, hold_back=cut)
             index = first.held_index
+            index.sample_size = max(index.sample_size, recipe.trace_num)  # the traced pairs' similarity
             removed = index.finalize()
             removed_ids = np.fromiter(removed.keys(), dtype=np.int64, count=len(removed))
             spill_skip = {str(spill[src]): np.isin(ids, removed_ids) for src, ids in first.held_ids.items()}
@@ -592,7 +593,7 @@ class LocalExecutor:
                 rest = recipe.model_copy(update={"process": recipe.process[cut + 1:], "use_checkpoint": False})
                 second = type(self)(rest, progress=self.progress, bad_rows_path=self.bad_rows_path, log=self.log)
                 rep2 = second.run(spilled, None, export_path, final_outputs, spill_skip, append_bad_rows=True)
-            pairs = _dedup_pairs(removed, first.held_ids, spill, recipe.trace_num) \
+            pairs = _dedup_pairs(removed, first.held_ids, spill, recipe.trace_num, index.summary()) \
                 if recipe.open_tracer and (not recipe.op_list_to_trace or self.ops[cut].name in recipe.op_list_to_trace) \
                 else None
         finally:
@@ -898,8 +899,9 @@ def _copy_spill(name: str, spilled: list[Path], skip: dict[str, np.ndarray], exp
 
 
 def _dedup_pairs(removed: dict[int, int], held_ids: dict[str, np.ndarray], spill: dict[str, Path],
-                 limit: int) -> list[dict]:
-    """Texts of the first ``limit`` removed rows and their survivors, read back from the spill."""
+                 limit: int, summary: dict[str, Any]) -> list[dict]:
+    """The first ``limit`` removed rows and their survivors, read back from the spill, with the
+    pair's similarity from the index's summary (its sample pairs are the first removed rows)."""
     chosen = sorted(removed)[:limit]
     wanted = set(chosen) | {removed[r] for r in chosen}
     texts: dict[int, Any] = {}
@@ -911,7 +913,15 @@ def _dedup_pairs(removed: dict[int, int], held_ids: dict[str, np.ndarray], spill
             for pos, line in enumerate(fh):
                 if pos in positions:
                     texts[positions[pos]] = orjson.loads(line)
-    return [{"dup1": texts.get(removed[r]), "dup2": texts.get(r)} for r in chosen]
+    similarity = {(p["survivor"], p["removed"]): p.get("estimated_jaccard", p.get("similarity"))
+                  for p in summary.get("sample_pairs", [])}
+    pairs = []
+    for r in chosen:
+        pair = {"dup1": texts.get(removed[r]), "dup2": texts.get(r)}
+        if (removed[r], r) in similarity:
+            pair["similarity"] = similarity[removed[r], r]
+        pairs.append(pair)
+    return pairs
 
 
 class _BadRowSink:

@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 import regex
 
-from dj_ops.core.base import SAMPLE_PAIRS, DedupIndex
+from dj_ops.core.base import DedupIndex
 from dj_ops.ops.common.models import ModelLoadError
 
 MERSENNE_PRIME = (1 << 61) - 1
@@ -449,7 +449,7 @@ class MinHashLSHIndex(DedupIndex):
                     src, dst, n_edges = [moved], [first[moved]], len(moved)
             edges = (np.concatenate(src), np.concatenate(dst)) if src else (np.zeros(0, np.int64),) * 2
             self.removed = _removed_map(_first_of_component(n, *edges), row_ids)
-            sample = list(self.removed.items())[:SAMPLE_PAIRS]
+            sample = list(self.removed.items())[:self.sample_size]
             pos = _positions(row_ids, [i for pair in sample for i in pair]).reshape(-1, 2)
             self.sample_pairs = [
                 {"survivor": s, "removed": r, "estimated_jaccard": self._estimated_jaccard(ps, pr)}
@@ -576,7 +576,7 @@ class SimHashIndex(DedupIndex):
     def summary(self) -> dict[str, Any]:
         removed = self.finalize()
         row_ids, hashes = self._columns()
-        sample = list(removed.items())[:SAMPLE_PAIRS]
+        sample = list(removed.items())[:self.sample_size]
         pos = _positions(row_ids, [i for pair in sample for i in pair]).reshape(-1, 2)
         pairs = []
         for (r, s), (pr, ps) in zip(sample, pos.tolist()):
