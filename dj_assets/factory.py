@@ -70,6 +70,11 @@ class RecipeBundle:
     def job_name(self) -> str:
         return f"{self.name}_job"
 
+    @property
+    def asset_keys(self) -> list[dg.AssetKey]:
+        """The stage assets in order, then the export."""
+        return [self.key(st.name) for st in self.stages] + [self.key("export")]
+
 
 def recipe_name(path: Path) -> str:
     """``recipes/<name>.yaml`` or ``recipes/<name>/recipe.yaml`` -> a valid Dagster name."""
@@ -447,7 +452,30 @@ def _sum_latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, partiti
 PARTITION_TAGS = ("dagster/partition", "dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
-def _driver_job(bundle: RecipeBundle, asset_keys: list[dg.AssetKey], holder: dict) -> dg.JobDefinition:
+def materialize_recipe(instance: dg.DagsterInstance, bundle: RecipeBundle, defs: dg.Definitions,
+                       run_tags: dict[str, str], log, loggers: dict | None = None,
+                       extra_tags: dict[str, str] | None = None) -> tuple[dg.ExecuteInProcessResult, dict, dict]:
+    """One asset run of the recipe's stages and export over the partitions ``run_tags`` names
+    (a partition or a range), or over every partition (partitions synced with the input files
+    first) when it names none.  Returns the result, its :func:`run_summary` and the partition tags."""
+    tags = {k: run_tags[k] for k in PARTITION_TAGS if k in run_tags}
+    if not tags:
+        sync_partitions(instance, bundle, log)
+        order = partition_order(instance, bundle.partitions)
+        if not order:
+            raise dg.Failure(f"recipe {bundle.name}: no input files under {bundle.recipe.dataset_path!r} "
+                             f"or {str(bundle.inbox)!r}")
+        tags = ({PARTITION_TAGS[0]: order[0]} if len(order) == 1
+                else {PARTITION_TAGS[1]: order[0], PARTITION_TAGS[2]: order[-1]})
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(bundle.asset_keys))
+    log.info(f"materializing {bundle.name} for {tags}")
+    result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                    run_config={"loggers": loggers} if loggers else None,
+                                    tags={**tags, RECIPE_TAG: bundle.name, **(extra_tags or {})})
+    return result, run_summary(bundle, result), tags
+
+
+def _driver_job(bundle: RecipeBundle, holder: dict) -> dg.JobDefinition:
     """``<name>_job``: plans the partitions of a recipe run and materializes them in one asset run.
 
     Dagster cannot run partitioned assets whose upstream is partitioned without a partition in
@@ -460,23 +488,10 @@ def _driver_job(bundle: RecipeBundle, asset_keys: list[dg.AssetKey], holder: dic
     @dg.op(name=f"{bundle.name}_run",
            description="Syncs the partitions with the input files (untagged run), then materializes the recipe's assets")
     def run_recipe(context: dg.OpExecutionContext) -> dict:
-        instance = context.instance
-        tags = {k: context.run.tags[k] for k in PARTITION_TAGS if k in context.run.tags}
-        if not tags:
-            sync_partitions(instance, bundle, context.log)
-            order = partition_order(instance, bundle.partitions)
-            if not order:
-                raise dg.Failure(f"recipe {bundle.name}: no input files under {bundle.recipe.dataset_path!r} "
-                                 f"or {str(bundle.inbox)!r}")
-            tags = ({PARTITION_TAGS[0]: order[0]} if len(order) == 1
-                    else {PARTITION_TAGS[1]: order[0], PARTITION_TAGS[2]: order[-1]})
-        job = holder["defs"].resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(asset_keys))
-        context.log.info(f"materializing {bundle.name} for {tags}")
-        loggers = context.run_config.get("loggers")  # the asset run logs like this run
-        result = job.execute_in_process(instance=instance, raise_on_error=False,
-                                        run_config={"loggers": loggers} if loggers else None,
-                                        tags={**tags, RECIPE_TAG: bundle.name, "dj/driver_run": context.run_id})
-        summary = run_summary(bundle, result)
+        result, summary, tags = materialize_recipe(
+            context.instance, bundle, holder["defs"], context.run.tags, context.log,
+            loggers=context.run_config.get("loggers"),  # the asset run logs like this run
+            extra_tags={"dj/driver_run": context.run_id})
         context.add_output_metadata({
             "asset_run": dg.MetadataValue.dagster_run(result.run_id),
             "partitions": tags,
@@ -484,10 +499,8 @@ def _driver_job(bundle: RecipeBundle, asset_keys: list[dg.AssetKey], holder: dic
             "failed_checks": dg.MetadataValue.json(summary["failed_checks"]),
         })
         if not result.success:
-            error = next((e.step_failure_data.error.message.strip() for e in result.all_events
-                          if e.is_step_failure and e.step_failure_data.error), "")
             raise dg.Failure(f"asset run {result.run_id} of recipe {bundle.name} failed at steps "
-                             f"{summary['failed_steps']}: {error}",
+                             f"{summary['failed_steps']}: {first_failure(result)}",
                              metadata={"asset_run": dg.MetadataValue.dagster_run(result.run_id)})
         return summary
 
@@ -499,6 +512,12 @@ def _driver_job(bundle: RecipeBundle, asset_keys: list[dg.AssetKey], holder: dic
         run_recipe()
 
     return driver
+
+
+def first_failure(result) -> str:
+    """The error message of the first failed step of a run ("" when none says)."""
+    return next((e.step_failure_data.error.message.strip() for e in result.all_events
+                 if e.is_step_failure and e.step_failure_data.error), "")
 
 
 def run_summary(bundle: RecipeBundle, result) -> dict:
@@ -570,7 +589,7 @@ def recipe_definitions(bundle: RecipeBundle, holder: dict) -> dg.Definitions:
         assets.append(asset)
         prev = asset.key
     assets.append(_export_asset(bundle, prev))
-    job = _driver_job(bundle, [a.key for a in assets], holder)
+    job = _driver_job(bundle, holder)
     schedules = [recipe_schedule(bundle, job)] if recipe.schedule else []
     return dg.Definitions(assets=[source, *assets], jobs=[job], schedules=schedules,
                           sensors=[inbox_sensor(bundle, [a.key for a in assets])])

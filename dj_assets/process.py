@@ -1,15 +1,17 @@
 """``dj-process`` through Dagster: the recipe's job runs in the persistent instance.
 
 The recipe file (with its command-line overrides) becomes the same assets, partitions and job
-as a recipe under ``recipes/`` (its name is the file's stem), executed in this process; both
-runs (the job and its asset run) and every materialization land in ``$DAGSTER_HOME`` (default:
-the repository's ``.dagster_home``), so they show in the UI.  Data-Juicer's outputs are written
+as a recipe under ``recipes/`` (its name is the file's stem); its partitions are synced with the
+input files and its assets materialized in one asset run in this process (what the recipe's job
+does, without the job's own run around it).  The run and every materialization land in
+``$DAGSTER_HOME`` (default: the repository's ``.dagster_home``), so they show in the UI.  Data-Juicer's outputs are written
 as by the local executor: ``export_path``, the stats file, bad rows, traces, ``run_report.json``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -40,7 +42,7 @@ def process_with_dagster(recipe: Recipe, config_path: str, report_path: str | No
     import dagster as dg
 
     from .build import build_definitions
-    from .factory import bundle_from_recipe, recipe_name
+    from .factory import bundle_from_recipe, first_failure, materialize_recipe, recipe_name
     from .gpu import ensure_gpu_pool
     from .shards import discover_shards
 
@@ -48,21 +50,26 @@ def process_with_dagster(recipe: Recipe, config_path: str, report_path: str | No
     bundle = bundle_from_recipe(recipe, recipe_name(Path(config_path)), cwd, source=str(Path(config_path).resolve()))
     discover_shards(bundle.recipe, bundle.inbox)  # a missing or unreadable dataset fails here, as in local mode
     defs = build_definitions([bundle], os.environ.get("DJ_STORAGE_ROOT") or str(cwd / "outputs" / "dagster_storage"))
-    quiet = {"loggers": {"console": {"config": {"log_level": os.environ.get("DJ_DAGSTER_LOG_LEVEL", "WARNING")}}}}
+    level = os.environ.get("DJ_DAGSTER_LOG_LEVEL", "WARNING")
+    log = logging.getLogger("dj-process")
     with dg.DagsterInstance.get() as instance:
         if any(s.uses_gpu for s in bundle.stages):
             ensure_gpu_pool(instance)
-        result = defs.resolve_job_def(bundle.job_name).execute_in_process(
-            instance=instance, raise_on_error=False, run_config=quiet, tags={"dj/trigger": "dj-process"})
-    summary = result.output_for_node(f"{bundle.name}_run") if result.success else None
-    if summary is None:
-        failure = next((e.step_failure_data.error.message.strip() for e in result.all_events if e.is_step_failure), "")
-        print(f"error: the Dagster run {result.run_id} failed: {failure}", file=sys.stderr)
+        # the asset run itself (what <recipe>_job starts after syncing the partitions), one run in the UI
+        try:
+            result, summary, _ = materialize_recipe(instance, bundle, defs, {}, log,
+                                                    loggers={"console": {"config": {"log_level": level}}},
+                                                    extra_tags={"dj/trigger": "dj-process"})
+        except dg.Failure as exc:
+            print(f"error: {exc.description}", file=sys.stderr)
+            return 1
+    if not result.success:
+        print(f"error: the Dagster run {result.run_id} failed at {summary['failed_steps']}: {first_failure(result)}",
+              file=sys.stderr)
         print(f"inspect it in the UI: DAGSTER_HOME={home} dagster dev -w {REPO / 'workspace.yaml'}", file=sys.stderr)
         return 1
     report = print_summary(bundle.recipe, summary)
-    print(f"\ndagster: runs {result.run_id} ({bundle.job_name}) and {summary['asset_run']} (assets) "
-          f"in instance {home}")
+    print(f"\ndagster: run {summary['asset_run']} (assets of {bundle.name}) in instance {home}")
     print(f"open the UI: DAGSTER_HOME={home} {sys.prefix}/bin/dagster dev -w {REPO / 'workspace.yaml'}")
     out = Path(report_path) if report_path else bundle.recipe.resolved_work_dir / "run_report.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -335,8 +335,8 @@ def _init_worker(recipe_json: str, analyze: bool, plan: dict | None = None, n_wo
     # model OPs size their thread pools (torch, image decoding) by the number of workers
     os.environ["DJ_OPS_WORKERS"] = str(n_workers)
     runtime = sys.modules.get("dj_ops.models.runtime")
-    if runtime is not None:  # forked from a coordinator whose fusion probe set its own threads
-        runtime.configure_threads(force=True)
+    if runtime is not None:
+        runtime.configure_threads_after_fork()
     _RUNNER = ChainRunner(Recipe.model_validate_json(recipe_json), analyze=analyze, plan=plan)
 
 

@@ -25,6 +25,7 @@ import gc
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -165,11 +166,10 @@ def default_batch_size(where: Placement) -> int:
 _THREADS_SET = False
 
 
-def configure_threads(force: bool = False) -> None:
-    """One process per worker shares the cores: give each worker its share of torch threads
-    (``force``: again, in a worker forked from a process that had set its own)."""
+def configure_threads() -> None:
+    """One process per worker shares the cores: give each worker its share of torch threads."""
     global _THREADS_SET
-    if _THREADS_SET and not force:
+    if _THREADS_SET:
         return
     _THREADS_SET = True
     workers = int(os.environ.get("DJ_OPS_WORKERS", "1") or 1)
@@ -177,6 +177,15 @@ def configure_threads(force: bool = False) -> None:
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+def configure_threads_after_fork() -> None:
+    """In a worker forked from a process that set its own torch threads (the fusion probe):
+    this worker's share, now if torch is loaded (never importing it), else at the first model load."""
+    global _THREADS_SET
+    _THREADS_SET = False
+    if "torch" in sys.modules:
+        configure_threads()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,8 +266,11 @@ def memory_report() -> list[dict[str, Any]]:
 
 
 def release_models() -> None:
-    """Drop every model of this process (and give CUDA memory back)."""
+    """Drop every model of this process (and give CUDA memory back); nothing to do, and torch
+    never imported, when none was loaded."""
     with _LOAD_LOCK:
+        if not _MODELS:
+            return
         _MODELS.clear()
     from . import clip
 
