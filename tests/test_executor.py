@@ -269,6 +269,21 @@ def test_chain_ending_at_near_duplicate_dedup_copies_the_spill(tmp_path, np_):
     assert not list(tmp_path.glob("out/.spill-*"))
 
 
+@pytest.mark.parametrize("shard_size", [0, 64])
+def test_copy_spill_keeps_unremoved_lines_across_block_edges(tmp_path, shard_size):
+    from dj_ops.core.executor import _copy_spill
+
+    lines = [json.dumps({"text": "x" * n, "i": i}).encode() for i, n in enumerate([3, 120, 0, 40, 300, 7, 64, 1])]
+    removed = np.array([False, True, False, False, True, False, True, False])
+    spill = tmp_path / "spill.jsonl"
+    spill.write_bytes(b"\n".join(lines))  # no newline after the last line
+    report = _copy_spill("t", [spill], {str(spill): removed}, tmp_path / "out" / "o.jsonl", None, shard_size)
+    got = [line for p in report.outputs for line in Path(p).read_bytes().splitlines()]
+    assert got == [line for line, gone in zip(lines, removed) if not gone]
+    assert (report.rows_in, report.rows_out) == (8, 5)
+    assert (len(report.outputs) > 1) == bool(shard_size)
+
+
 def test_near_duplicate_trace_has_each_pairs_similarity(tmp_path):
     base = "the quick brown fox jumps over the lazy dog near the river bank today"
     texts = [base, "something else entirely different here and now for sure", base + " again",

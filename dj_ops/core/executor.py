@@ -862,31 +862,43 @@ def _progress(enabled: bool, desc: str):
 def _copy_spill(name: str, spilled: list[Path], skip: dict[str, np.ndarray], export_path: Path,
                 outputs: dict[str, Path] | None, shard_size: int) -> RunReport:
     """The output of a chain that ends at its near-duplicate deduplicator: the spilled lines
-    the index kept, copied without parsing them again."""
+    the index kept, copied in blocks without parsing them again (a write per run of kept lines)."""
     report = RunReport(recipe=name)
     writers: dict[Path, JsonlWriter] = {}
+    # blocks end at the shard size too, so shards roll over as when writing chunk by chunk
+    block_bytes = min(shard_size or (16 << 20), 16 << 20)
     try:
         for src in spilled:
             target = Path(outputs[str(src)]) if outputs else export_path
             writer = writers.get(target) or writers.setdefault(target, JsonlWriter(target, shard_size))
             removed = skip.get(str(src))
-            block: list[bytes] = []
-            size = 0
-            # blocks end at the shard size too, so shards roll over as when writing chunk by chunk
-            block_bytes = min(shard_size or (4 << 20), 4 << 20)
+            first = 0  # spill line number of the block's first line
+            rest = b""
             with open(src, "rb") as fh:
-                for pos, line in enumerate(fh):
-                    report.rows_in += 1
-                    if removed is not None and pos < len(removed) and removed[pos]:
+                while True:
+                    more = fh.read(block_bytes)
+                    data = rest + more
+                    if not data:
+                        break
+                    cut = data.rfind(b"\n") + 1
+                    if not more and cut < len(data):  # a last line without its newline
+                        data += b"\n"
+                        cut = len(data)
+                    if cut == 0:  # a line longer than the block: read on
+                        rest = data
                         continue
-                    block.append(line.rstrip(b"\n"))
-                    size += len(line)
-                    if size >= block_bytes:
-                        writer.write_lines(block)
-                        report.rows_out += len(block)
-                        block, size = [], 0
-            writer.write_lines(block)
-            report.rows_out += len(block)
+                    block, rest = memoryview(data)[:cut], data[cut:]
+                    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 0x0A) + 1
+                    n = len(ends)
+                    drop = removed[first:first + n] if removed is not None else None
+                    kept = _kept_runs(drop, n)
+                    starts = np.concatenate(([0], ends[:-1]))
+                    for a, b in kept:
+                        writer.write_raw(block[starts[a]:ends[b - 1]], b - a)
+                    report.rows_in += n
+                    report.rows_out += sum(b - a for a, b in kept)
+                    first += n
+            writer.write_lines([])  # the file exists even when every line was removed
         if not writers:
             writers[export_path] = JsonlWriter(export_path, shard_size)
     except BaseException:
@@ -896,6 +908,15 @@ def _copy_spill(name: str, spilled: list[Path], skip: dict[str, np.ndarray], exp
     report.rows_valid = report.rows_in
     report.outputs = [str(p) for writer in writers.values() for p in writer.close()]
     return report
+
+
+def _kept_runs(drop: np.ndarray | None, n: int) -> list[tuple[int, int]]:
+    """[start, stop) runs of the ``n`` lines not marked in ``drop`` (which may be shorter)."""
+    keep = np.ones(n, dtype=bool)
+    if drop is not None and len(drop):
+        keep[:len(drop)] = ~np.asarray(drop[:n], dtype=bool)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], keep.view(np.int8), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def _dedup_pairs(removed: dict[int, int], held_ids: dict[str, np.ndarray], spill: dict[str, Path],

@@ -78,14 +78,17 @@ class JsonlWriter:
             if self.fh is None:
                 self.fh = open(self.files.new_tmp(), "wb")
             return
+        self.write_raw(b"\n".join(lines) + b"\n", len(lines))
+
+    def write_raw(self, data: bytes | memoryview, rows: int) -> None:
+        """``rows`` lines already serialised, each ending with a newline."""
         if self.fh is None or self.files.needs_rollover():
             if self.fh is not None:
                 self.fh.close()
             self.fh = open(self.files.new_tmp(), "wb")
-        data = b"\n".join(lines) + b"\n"
         self.fh.write(data)
         self.files.bytes_in_current += len(data)
-        self.rows += len(lines)
+        self.rows += rows
 
     def close(self) -> list[Path]:
         if self.fh is None:
