@@ -223,7 +223,7 @@ def _run_from_stored_keys(recipe: Recipe, cut: int, shards: list[Shard], files: 
     if recipe.open_tracer and (not recipe.op_list_to_trace or op.name in recipe.op_list_to_trace):
         run.report.trace_dir = _write_pair_trace(recipe, op.name, summary["sample_pairs"], texts)
     for head in keyed.values():
-        head.rows_file.unlink(missing_ok=True)
+        head.discard_rows()
     return run
 
 

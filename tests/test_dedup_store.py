@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -141,3 +142,32 @@ def test_a_later_row_joining_two_clusters_removes_an_earlier_row(tmp_path):
     both = dedup_store.decide(op, keys)
     assert [m.tolist() for m in both.removed] == [[False, True], [True]]
     assert both.locate(2) == (1, 0) and both.locate(1) == (0, 1)
+
+
+def test_light_keys_of_a_parquet_partition_equal_the_engines(tmp_path):
+    """document_deduplicator first on a Parquet partition (a Dagster stage input): its md5 keys are
+    computed from the text column alone and the partition file is the rows file; keys, decision
+    and output equal those of the engine pass over the same rows."""
+    parts = near_duplicate_partitions(n_parts=1)
+    rows = [dict(r, meta={"n": i, "tags": ["a"] if i % 3 else None}) for i, r in enumerate(parts[0]) if "text" in r]
+    parquet = tmp_path / "part.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    jsonl = write_parts(tmp_path, [rows])[0]
+    recipe = recipe_from_dict({"np": 1, "process": [{"document_deduplicator": {"lowercase": True}}]})
+    light = dedup_store.partition_keys(recipe, 0, parquet, None, tmp_path / "light_rows.parquet", tmp_path / "b.jsonl", print)
+    engine = dedup_store.partition_keys(recipe, 0, jsonl, None, tmp_path / "rows.parquet", tmp_path / "b.jsonl", print)
+    assert light.rows_file == parquet and light.rows_file_is_input and not (tmp_path / "light_rows.parquet").exists()
+    assert not engine.rows_file_is_input
+    assert light.keys.equals(engine.keys)
+    op = recipe.build_ops()[0]
+    removed = dedup_store.decide(op, [light.keys]).removed[0]
+    assert removed.any() and np.array_equal(removed, dedup_store.decide(op, [engine.keys]).removed[0])
+    outs = []
+    for name, head in (("light", light), ("engine", engine)):
+        report = dedup_store.finish_partition(recipe, 0, head, removed, tmp_path / f"{name}.parquet",
+                                              tmp_path / "b.jsonl", print)
+        assert (report.rows_in, report.rows_out) == (len(rows), len(rows) - int(removed.sum()))
+        outs.append(pq.read_table(tmp_path / f"{name}.parquet"))
+        head.discard_rows()
+    assert outs[0].equals(outs[1])
+    assert parquet.exists() and not (tmp_path / "rows.parquet").exists()  # the input is never discarded

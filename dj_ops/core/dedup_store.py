@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .base import DedupIndex, Deduplicator
+from .batch import Batch
 from ..io.writers import ParquetWriter
 from .executor import LocalExecutor, RunReport
 from .recipe import Recipe
@@ -112,6 +113,12 @@ class PartitionKeys:
     keys: pa.Array
     report: RunReport
     rows_file: Path | None  # Parquet, the rows in the order of ``keys``
+    #: ``rows_file`` is the partition's input itself (every row reached the deduplicator)
+    rows_file_is_input: bool = False
+
+    def discard_rows(self) -> None:
+        if self.rows_file is not None and not self.rows_file_is_input:
+            self.rows_file.unlink(missing_ok=True)
 
 
 def head_recipe(recipe: Recipe, cut: int) -> Recipe:
@@ -123,6 +130,9 @@ def partition_keys(recipe: Recipe, cut: int, file: Path, row_range: tuple[int, i
                    bad_rows_path: Path, log: Callable[[str], None], keep_rows: bool = True) -> PartitionKeys:
     """Step 1 for one partition: the OPs before the deduplicator and its keys, in ``recipe.np``
     workers.  The rows reaching it are written to ``rows_file`` (removed unless ``keep_rows``)."""
+    light = _light_text_keys(recipe, cut, file, row_range)
+    if light is not None:
+        return light
     executor = LocalExecutor(head_recipe(recipe, cut), progress=False, log=log, bad_rows_path=bad_rows_path)
     rows_file.parent.mkdir(parents=True, exist_ok=True)
     report = executor._run_pass([file], row_range, None, {str(file): rows_file}, None, False, hold_back=cut)
@@ -133,6 +143,35 @@ def partition_keys(recipe: Recipe, cut: int, file: Path, row_range: tuple[int, i
     if not keep_rows:
         rows_file.unlink(missing_ok=True)
     return PartitionKeys(keys, report, rows_file if keep_rows else None)
+
+
+def _light_text_keys(recipe: Recipe, cut: int, file: Path, row_range: tuple[int, int] | None
+                     ) -> PartitionKeys | None:
+    """Step 1 without the engine when the deduplicator comes first and its keys are a cheap
+    function of the text (e.g. md5): the text column of a Parquet partition whose every row has
+    a string text is read alone and keyed here, and the partition file itself is the rows file.
+    None when that does not hold (the engine then runs, setting bad rows aside)."""
+    if cut != 0 or row_range is not None or file.suffix != ".parquet":
+        return None
+    op = recipe.build_ops()[0]
+    if not (isinstance(op, Deduplicator) and op.light_text_keys):
+        return None
+    t0 = time.perf_counter()
+    schema = pq.read_schema(file)
+    if op.text_key not in schema.names or not pa.types.is_string(schema.field(op.text_key).type):
+        return None
+    column = pq.read_table(file, columns=[op.text_key]).column(op.text_key)
+    if column.null_count:
+        return None
+    n = len(column)
+    index = op.new_index()
+    ids = np.arange(n, dtype=np.int64)
+    index.add(ids, op.compute_hash(Batch({op.text_key: column.to_pylist()}, ids)))
+    seconds = time.perf_counter() - t0
+    report = RunReport(recipe=recipe.project_name, rows_in=n, rows_valid=n, rows_out=n, seconds=round(seconds, 3),
+                       ops=[{"name": op.name, "kind": "deduplicator", "rows_in": n, "rows_out": n, "changed": 0,
+                             "errors": 0, "cpu_seconds": round(seconds, 3)}])
+    return PartitionKeys(index.stored_keys(), report, file, rows_file_is_input=True)
 
 
 @dataclass

@@ -27,6 +27,8 @@ NON_CHARACTER_PATTERN = rf"\s+|\d+|[{regex.escape(string.punctuation)}]"
 
 @register("document_deduplicator")
 class DocumentDeduplicator(Deduplicator):
+    light_text_keys = True
+
     def __init__(self, lowercase: bool = False, ignore_non_character: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.lowercase = lowercase
