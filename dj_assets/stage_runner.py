@@ -201,7 +201,7 @@ def _run_from_stored_keys(recipe: Recipe, cut: int, shards: list[Shard], files: 
             yield stored.keys
 
     op = recipe.build_ops()[cut]
-    decision = dedup_store.decide(op, keys_in_order())
+    decision = dedup_store.decide(op, keys_in_order(), recipe.trace_num if recipe.open_tracer else 0)
     position = {key: i for i, key in enumerate(decided)}
     for key, removed in stored_removed.items():
         if not np.array_equal(removed, decision.removed[position[key]]):

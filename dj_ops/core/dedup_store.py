@@ -188,11 +188,13 @@ class Decision:
         return part, row_id - self.offsets[part]
 
 
-def decide(op: Deduplicator, parts: Iterable[pa.Array]) -> Decision:
+def decide(op: Deduplicator, parts: Iterable[pa.Array], sample_pairs: int = 0) -> Decision:
     """Every partition's keys through one index, in order: the first occurrence survives.
 
-    ``parts`` is consumed one partition at a time (it may load them lazily)."""
+    ``parts`` is consumed one partition at a time (it may load them lazily); the summary samples
+    at least ``sample_pairs`` duplicate pairs (e.g. as many as are traced)."""
     index = op.new_index()
+    index.sample_size = max(index.sample_size, sample_pairs)
     sizes, offsets, removed, n = [], [], [], 0
     for keys in parts:
         values = index.keys_from_stored(keys)

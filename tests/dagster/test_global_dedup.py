@@ -56,7 +56,7 @@ def _local_texts(recipe, tmp_path) -> list[str]:
 
 def test_partitions_one_at_a_time_equal_one_local_run(instance, tmp_path):
     recipe, bundle, defs, keys = _setup(tmp_path, instance, near_duplicate_partitions(),
-                                        {"open_tracer": True, "work_dir": str(tmp_path / "work")})
+                                        {"open_tracer": True, "trace_num": 12, "work_dir": str(tmp_path / "work")})
     assert keys == ["p0.jsonl", "p1.jsonl", "p2.jsonl"]
     for i, key in enumerate(keys):
         meta, res = _materialize(defs, instance, bundle, key)
@@ -78,6 +78,7 @@ def test_partitions_one_at_a_time_equal_one_local_run(instance, tmp_path):
     trace = [json.loads(line) for line in (tmp_path / "work" / "trace" / "duplicate-document_minhash_deduplicator.jsonl")
              .read_text().splitlines()]
     assert trace and {"dup1", "dup2", "estimated_jaccard", "where"} <= set(trace[0])
+    assert len(trace) == min(12, summary["removed_rows"]) > 10  # as many pairs as traced, each with its similarity
     # texts of the rows of the step's own partition, a placeholder for the others
     for t in trace:
         for name, role in (("dup1", "survivor"), ("dup2", "removed")):
