@@ -300,6 +300,30 @@ def test_near_duplicate_trace_has_each_pairs_similarity(tmp_path):
     assert [p["estimated_jaccard"] for p in summary["sample_pairs"][:2]] == [p["similarity"] for p in pairs]
 
 
+def test_workers_are_forked_only_where_openmp_allows(monkeypatch):
+    """A forked worker running torch on several threads after the coordinator ran torch on several
+    hangs (GNU OpenMP): then the pool spawns."""
+    import sys
+
+    from dj_ops.core import executor
+
+    class FakeTorch:
+        threads = 2
+
+        @classmethod
+        def get_num_threads(cls):
+            return cls.threads
+
+    monkeypatch.setattr(executor.os, "cpu_count", lambda: 8)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert executor._fork_safe(2)  # torch never loaded here
+    monkeypatch.setitem(sys.modules, "torch", FakeTorch)
+    assert not executor._fork_safe(2)  # 4 threads per worker after a 2-thread probe
+    assert executor._fork_safe(8)  # one thread per worker
+    FakeTorch.threads = 1
+    assert executor._fork_safe(2)  # the coordinator never ran a parallel region
+
+
 def test_data_juicer_stats_compat_reproduces_its_float_round_trip(tmp_path):
     from dj_ops.core.executor import ChainRunner
 

@@ -462,7 +462,7 @@ class LocalExecutor:
                         record(c)
                 yield c
             return
-        fork = not uses_cuda and sys.platform == "linux"
+        fork = not uses_cuda and sys.platform == "linux" and _fork_safe(np_)
         if not fork:
             _release_models()  # a spawned worker loads its own (on its GPU)
         # forked workers inherit the probe's models: no load per worker, weights shared copy-on-write
@@ -838,6 +838,17 @@ def _probe_rows(ops: list[OP], batch_size: int) -> int:
     """Rows to probe: a batch, or one model micro-batch when a model OP is in the chain."""
     sizes = [op.probe_rows() for op in ops if callable(getattr(op, "probe_rows", None))]
     return max(1, min([batch_size, *sizes]))
+
+
+def _fork_safe(n_workers: int) -> bool:
+    """Whether workers may be forked from this process.  GNU OpenMP (torch's CPU thread pool) is
+    not fork-safe: a child running a parallel region after the parent ran one with several
+    threads hangs.  So fork only when torch is not loaded here, ran here on one thread, or each
+    worker will run on one thread (``configure_threads``: cores // workers)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return True
+    return torch.get_num_threads() == 1 or (os.cpu_count() or 1) // n_workers <= 1
 
 
 def _release_models() -> None:
