@@ -110,21 +110,32 @@ def build_models() -> None:
 
 
 def write_input(n: int) -> Path:
-    files = sorted(glob.glob(str(PHOTOS / "*.JPEG")))[:n]
-    if len(files) < n:
-        raise SystemExit(f"need {n} photos in {PHOTOS}, found {len(files)}")
+    """``n`` rows, one photo each, in name order; past the last photo they start again (a row is
+    still decoded and scored on its own: nothing is shared between rows)."""
+    files = sorted(glob.glob(str(PHOTOS / "*.JPEG")))
+    if not files:
+        raise SystemExit(f"no photos (*.JPEG) in {PHOTOS}")
     path = WORK / f"imagenet_{n}.jsonl"
     WORK.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
-        for p in files:
-            label = Path(p).stem.split("_", 1)[1].replace("_", " ")
+        for i in range(n):
+            p = files[i % len(files)]
+            label = Path(p).stem.split("_", 1)[-1].replace("_", " ")
             f.write(json.dumps({"text": f"{IMG}a photo of a {label}", "images": [p]}) + "\n")
     return path
 
 
+def ours_command() -> list[str]:
+    """Our ``dj-process``: the project's venv, else this interpreter (a machine with the packages
+    installed another way, e.g. the GPU machine with carried wheels on PYTHONPATH)."""
+    if OURS.exists():
+        return [str(OURS)]
+    return [sys.executable, "-c", "import sys; from dj_ops.cli import process_main; sys.exit(process_main())"]
+
+
 def calibrate(n: int = 16) -> dict[str, float]:
     """Model thresholds at the MODEL_CUT_QUANTILE of scores on the first ``n`` photos (cached)."""
-    cache = MODELS / f"thresholds-{n}.json"
+    cache = MODELS / (f"thresholds-{n}.json" if PHOTOS.name == "imagenet_sample" else f"thresholds-{PHOTOS.name}-{n}.json")
     if cache.exists():
         return json.loads(cache.read_text())
     import numpy as np
@@ -184,7 +195,7 @@ def run_ours(name: str, data: Path, process: list[dict], np_: int, fusion: bool,
     cfg = run_dir / "recipe.yaml"
     cfg.write_text(yaml.safe_dump(recipe, sort_keys=False))
     report_path = run_dir / "report.json"
-    res = run_measured(name, [str(OURS), "--executor", "local", "--config", str(cfg), "--no-progress",
+    res = run_measured(name, [*ours_command(), "--executor", "local", "--config", str(cfg), "--no-progress",
                               "--report", str(report_path)], run_dir / "out.jsonl", run_dir / "log.txt", timeout)
     if res.returncode != 0:
         raise SystemExit(f"{name} failed, see {run_dir / 'log.txt'}")
