@@ -255,8 +255,9 @@ def test_chain_ending_at_near_duplicate_dedup_copies_the_spill(tmp_path, np_):
     they equal what the full second pass writes (Parquet out, given as ``export_path`` of a
     JSON-lines recipe), row for row and in order."""
     texts = ["a b", "x y", "c d", "b c", "zz", "q", "y w", "tiny", "n m", "m o"] * 3
-    ds = write_jsonl(tmp_path / "in.jsonl", [{"text": t, "id": i, "meta": {"k": [i, None]}}
-                                             for i, t in enumerate(texts)])
+    # stats already in the input are not kept in the output (keep_stats_in_res_ds: false), either way
+    ds = write_jsonl(tmp_path / "in.jsonl", [{"text": t, "id": i, "meta": {"k": [i, None]},
+                                              "__dj__stats__": {"text_len": len(t)}} for i, t in enumerate(texts)])
     chain = [{"test_upper_mapper": None}, {"test_token_dedup": None}]
     recipe = make_recipe(tmp_path, ds, chain, np=np_, batch_size=4, export_shard_size=64)
     copied = LocalExecutor(recipe, progress=False).run()
@@ -265,6 +266,7 @@ def test_chain_ending_at_near_duplicate_dedup_copies_the_spill(tmp_path, np_):
     full = LocalExecutor(recipe, progress=False).run(export_path=tmp_path / "full" / "out.parquet")
     assert rows == [r for p in full.outputs for r in pq.read_table(p).to_pylist()]
     assert [r["text"] for r in rows] == ["A B", "X Y", "ZZ", "Q", "TINY", "N M"]
+    assert all("__dj__stats__" not in r for r in rows)
     assert (copied.rows_in, copied.rows_out) == (30, 6) and copied.ops[-1]["rows_out"] == 6
     assert not list(tmp_path.glob("out/.spill-*"))
 

@@ -572,9 +572,13 @@ class LocalExecutor:
         files = files if files is not None else resolve_inputs(recipe.dataset_path, recipe.suffixes or None)
         spill_dir = self.work_dir / f".spill-{os.getpid()}-{time.time_ns()}"
         spill = {str(f): spill_dir / f"{i:05d}.jsonl" for i, f in enumerate(files)}
+        final_outputs = {str(spill[str(f)]): Path(outputs[str(f)]) for f in files} if outputs else None
+        direct = self._spill_is_output(cut, export_path, final_outputs)
+        # the spill carries the stats the rest of the chain reads, or, when it is the output, the
+        # rows exactly as the output has them
         head = recipe.model_copy(update={
-            "process": recipe.process[: cut + 1], "keep_stats_in_res_ds": True, "export_type": "jsonl",
-            "export_shard_size": 0})
+            "process": recipe.process[: cut + 1], "export_type": "jsonl", "export_shard_size": 0,
+            "keep_stats_in_res_ds": recipe.keep_stats_in_res_ds if direct else True})
         first = type(self)(head, progress=self.progress, bad_rows_path=self.bad_rows_path, log=self.log)
         try:
             rep1 = first._run_pass(files, row_range, None, spill, skip, append_bad_rows, hold_back=cut)
@@ -585,8 +589,7 @@ class LocalExecutor:
             spill_skip = {str(spill[src]): np.isin(ids, removed_ids) for src, ids in first.held_ids.items()}
             # the spill is rewritten by every run, so the pass reading it is not checkpointed
             spilled = [spill[str(f)] for f in files]
-            final_outputs = {str(spill[str(f)]): Path(outputs[str(f)]) for f in files} if outputs else None
-            if self._spill_is_output(cut, export_path, final_outputs):
+            if direct:
                 rep2 = _copy_spill(recipe.project_name, spilled, spill_skip, Path(export_path or recipe.export_path),
                                    final_outputs, recipe.export_shard_size)
             else:
