@@ -4,8 +4,9 @@ The recipe file (with its command-line overrides) becomes the same assets, parti
 as a recipe under ``recipes/`` (its name is the file's stem); its partitions are synced with the
 input files and its assets materialized in one asset run in this process (what the recipe's job
 does, without the job's own run around it).  The run and every materialization land in
-``$DAGSTER_HOME`` (default: the repository's ``.dagster_home``), so they show in the UI.  Data-Juicer's outputs are written
-as by the local executor: ``export_path``, the stats file, bad rows, traces, ``run_report.json``.
+``$DAGSTER_HOME`` (default: the repository's ``.dagster_home``), so they show in the UI.
+Data-Juicer's outputs are written as by the local executor: ``export_path``, the stats file, bad
+rows, traces, ``run_report.json``.
 """
 
 from __future__ import annotations

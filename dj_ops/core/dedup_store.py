@@ -259,4 +259,3 @@ def _kept_rows(name: str, rows_file: Path, removed: np.ndarray, export_path: Pat
     report = RunReport(recipe=name, rows_out=kept.num_rows, outputs=[str(p) for p in writer.close()])
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
-

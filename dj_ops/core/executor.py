@@ -548,7 +548,7 @@ class LocalExecutor:
         disk with their stats, the index decides, and the rest of the chain runs on the spill.
         """
         kind = _output_kind(export_path, outputs)
-        if kind is not None and kind != _output_kind(self.recipe.export_path, None, self.recipe.resolved_export_type):
+        if kind is not None and kind != _format_of(self.recipe.resolved_export_type):
             # the workers serialise rows for the recipe's export type: give them the target's
             recipe = self.recipe.model_copy(update={"export_type": kind})
             other = type(self)(recipe, progress=self.progress, bad_rows_path=self.bad_rows_path, log=self.log)
@@ -573,7 +573,7 @@ class LocalExecutor:
         spill_dir = self.work_dir / f".spill-{os.getpid()}-{time.time_ns()}"
         spill = {str(f): spill_dir / f"{i:05d}.jsonl" for i, f in enumerate(files)}
         final_outputs = {str(spill[str(f)]): Path(outputs[str(f)]) for f in files} if outputs else None
-        direct = self._spill_is_output(cut, export_path, final_outputs)
+        direct = self._spill_is_output(cut)
         # the spill carries the stats the rest of the chain reads, or, when it is the output, the
         # rows exactly as the output has them
         head = recipe.model_copy(update={
@@ -620,16 +620,13 @@ class LocalExecutor:
         report.seconds = round(time.perf_counter() - t_start, 3)
         return report
 
-    def _spill_is_output(self, cut: int, export_path, outputs: dict[str, Path] | None) -> bool:
+    def _spill_is_output(self, cut: int) -> bool:
         """Whether the spill lines, minus the removed rows, are already the output: the
-        deduplicator is the last OP, no filter added stats to the spilled rows and every target
-        is JSON lines (what a second pass with no OPs would write, byte for byte)."""
-        if cut != len(self.ops) - 1 or any(isinstance(op, Filter) and op.has_stats for op in self.ops):
-            return False
-        if outputs:
-            return all(Path(p).suffix == ".jsonl" for p in outputs.values())
-        target = Path(export_path or self.recipe.export_path)
-        return target.suffix == ".jsonl" and self.recipe.resolved_export_type == "jsonl"
+        deduplicator is the last OP, no filter added stats to the spilled rows and the output is
+        JSON lines (``run`` has made the recipe's export type the targets'), which is what a
+        second pass with no OPs would write, byte for byte."""
+        return (cut == len(self.ops) - 1 and not any(isinstance(op, Filter) and op.has_stats for op in self.ops)
+                and _format_of(self.recipe.resolved_export_type) == "jsonl")
 
     def _run_pass(self, files, row_range, export_path, outputs, skip, append_bad_rows,
                   hold_back: int | None = None) -> RunReport:
@@ -805,12 +802,14 @@ class _Outputs:
         return outputs, stats_files
 
 
-def _output_kind(export_path: str | Path | None, outputs: dict[str, Path] | None,
-                 export_type: str | None = None) -> str | None:
-    """"parquet" or "jsonl" (JSON lines: .jsonl / .json, gzipped or not) for the output files
-    of a run, from ``export_type`` or else their names; None when nothing says."""
-    if export_type:
-        return "parquet" if export_type == "parquet" else "jsonl"
+def _format_of(export_type: str) -> str:
+    """"parquet", or "jsonl" for every JSON-lines export type (jsonl, json)."""
+    return "parquet" if export_type == "parquet" else "jsonl"
+
+
+def _output_kind(export_path: str | Path | None, outputs: dict[str, Path] | None) -> str | None:
+    """The :func:`_format_of` the output files of a run are named for (.parquet, else JSON lines);
+    None when the run names none."""
     paths = list(outputs.values()) if outputs else [export_path] if export_path is not None else []
     kinds = {"parquet" if str(p).lower().endswith(".parquet") else "jsonl" for p in paths}
     if len(kinds) > 1:
@@ -884,7 +883,9 @@ def _copy_spill(name: str, spilled: list[Path], skip: dict[str, np.ndarray], exp
     try:
         for src in spilled:
             target = Path(outputs[str(src)]) if outputs else export_path
-            writer = writers.get(target) or writers.setdefault(target, JsonlWriter(target, shard_size))
+            if target not in writers:
+                writers[target] = JsonlWriter(target, shard_size)
+            writer = writers[target]
             removed = skip.get(str(src))
             first = 0  # spill line number of the block's first line
             rest = b""
