@@ -247,7 +247,7 @@ def _located_summary(decision: dedup_store.Decision, decided: list[str], keyed: 
         wanted = sorted({p[r]["row"] for p in pairs for r in ("survivor", "removed") if p[r]["partition"] == key})
         if not wanted:
             continue
-        column = pq.read_table(head.rows_file, columns=[text_key]).column(text_key)
+        column = pq.ParquetFile(head.rows_file).read(columns=[text_key]).column(text_key)
         for row, text in zip(wanted, column.take(pa.array(wanted, type=pa.int64())).to_pylist()):
             texts[(key, row)] = text
     for pair in pairs:

@@ -160,7 +160,7 @@ def _light_text_keys(recipe: Recipe, cut: int, file: Path, row_range: tuple[int,
     schema = pq.read_schema(file)
     if op.text_key not in schema.names or not pa.types.is_string(schema.field(op.text_key).type):
         return None
-    column = pq.read_table(file, columns=[op.text_key]).column(op.text_key)
+    column = pq.ParquetFile(file).read(columns=[op.text_key]).column(op.text_key)
     if column.null_count:
         return None
     n = len(column)
@@ -246,7 +246,7 @@ def _kept_rows(name: str, rows_file: Path, removed: np.ndarray, export_path: Pat
     """The output of a chain that ends at its deduplicator: the rows file minus the removed rows
     (the rows are already in the stage's Parquet layout, stats included), written atomically."""
     t0 = time.perf_counter()
-    table = pq.read_table(rows_file)
+    table = pq.ParquetFile(rows_file).read()
     if len(removed) != table.num_rows:
         raise RuntimeError(f"{rows_file}: {table.num_rows} rows for {len(removed)} dedup decisions")
     kept = table.filter(pa.array(~removed)) if removed.any() else table

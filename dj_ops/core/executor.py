@@ -11,6 +11,7 @@ size; output order is the input order whatever ``np`` is.
 from __future__ import annotations
 
 import collections
+import gc
 import itertools
 import multiprocessing as mp
 import os
@@ -467,6 +468,22 @@ class LocalExecutor:
             _release_models()  # a spawned worker loads its own (on its GPU)
         # forked workers inherit the probe's models: no load per worker, weights shared copy-on-write
         ctx = mp.get_context("fork" if fork else "spawn")
+        if fork:
+            # pyarrow imports pandas (~0.15 s) on its first conversion of Python objects, to tell
+            # pandas types apart: done once here, the workers inherit it instead of each paying it
+            pa.array([0])
+            # the coordinator's objects (imports, models, an orchestrator's) move to the permanent
+            # generation: the workers' garbage collections skip them instead of touching (and so
+            # copying) every page they live on
+            gc.freeze()
+        try:
+            yield from self._pool_results(chunks, record, ctx, analyze, plan, np_)
+        finally:
+            if fork:
+                gc.unfreeze()
+
+    def _pool_results(self, chunks: Iterator[Chunk | ChunkResult], record: checkpoint.ChunkStore | None, ctx,
+                      analyze: bool, plan: dict, np_: int) -> Iterator[ChunkResult]:
         max_inflight = 2 * np_ + 2
         with ProcessPoolExecutor(max_workers=np_, mp_context=ctx, initializer=_init_worker,
                                  initargs=(self.recipe.model_dump_json(), analyze, plan, np_)) as pool:

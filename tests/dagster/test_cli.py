@@ -31,7 +31,7 @@ def _run(args, tmp_path, env, cwd=REPO):
 
 
 @pytest.mark.slow
-def test_dagster_job_execute_every_partition_then_one(demo_data, tmp_path):
+def test_dagster_job_execute_every_partition_then_one(demo_data, tmp_path, monkeypatch):
     """`dagster job execute` (all, then a `dagster/partition` tag) and `dg launch --partition`."""
     folder = tmp_path / "recipes" / "democopy"
     folder.mkdir(parents=True)
@@ -44,6 +44,7 @@ def test_dagster_job_execute_every_partition_then_one(demo_data, tmp_path):
     _run([f"{BIN}/dagster", "job", "execute", "-m", "dj_assets.definitions", "-j", "democopy_job",
           "--tags", json.dumps({"dagster/partition": "forum.jsonl"})], tmp_path, env)
     _run([f"{BIN}/dg", "launch", "--job", "democopy_job", "--partition", "reviews_home.jsonl"], tmp_path, env)
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # the instance's storage lives there
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         for key in ("forum.jsonl", "reviews_home.jsonl"):
             runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": key}))
@@ -52,7 +53,7 @@ def test_dagster_job_execute_every_partition_then_one(demo_data, tmp_path):
     assert read_jsonl(tmp_path / "out" / "demo.jsonl") == out  # same input, same export
 
 
-def test_dj_process_through_dagster_matches_local(tmp_path):
+def test_dj_process_through_dagster_matches_local(tmp_path, monkeypatch):
     config = DEMO / "recipe.yaml"
     env = _env(tmp_path)
     dag = _run([f"{BIN}/dj-process", "--config", str(config), "--export_path", str(tmp_path / "d" / "out.jsonl")],
@@ -71,6 +72,7 @@ def test_dj_process_through_dagster_matches_local(tmp_path):
     report = json.loads((tmp_path / "d" / "run_report.json").read_text())
     assert report["rows_out"] == 275
     assert [s["name"] for s in report["stages"]] == ["cleaned", "filtered", "deduped", "language"]
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # the instance's storage lives there
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         runs = instance.get_runs()  # one asset run, tagged with the recipe (no run of demo_job around it)
         assert [(r.job_name, r.tags["dj/recipe"], r.tags["dj/trigger"]) for r in runs] == \

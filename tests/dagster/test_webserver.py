@@ -41,7 +41,7 @@ def _graphql(port: int, query: str) -> dict:
 def webserver(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text((REPO / ".dagster_home" / "dagster.yaml").read_text())
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "DJ_STORAGE_ROOT": str(tmp_path / "storage")}
     log = open(tmp_path / "webserver.log", "w")

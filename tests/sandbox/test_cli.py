@@ -60,7 +60,7 @@ def test_dagster_job_execute_runs_a_new_trial(tmp_path):
 
 
 @pytest.mark.slow
-def test_dagster_daemon_runs_a_trial_through_its_sensors(tmp_path):
+def test_dagster_daemon_runs_a_trial_through_its_sensors(tmp_path, monkeypatch):
     """The real thing behind ``dagster dev``: a dagster-daemon process (sensor and run-queue daemons)
     on a fresh DAGSTER_HOME; the start sensor is switched on from the command line, and the daemon
     launches every step, each in its own run process, as the chain sensors ask."""
@@ -69,8 +69,11 @@ def test_dagster_daemon_runs_a_trial_through_its_sensors(tmp_path):
     cfg = write_config(tmp_path)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # the repository's instance configuration: its pooled SQLite storage shared by the daemon,
+    # the run processes it launches and this test
+    (home / "dagster.yaml").write_text((REPO / ".dagster_home" / "dagster.yaml").read_text())
     env = {**os.environ, "DAGSTER_HOME": str(home), "DJ_SANDBOX_DIR": str(cfg.parent)}
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
     target = ["-m", "sandbox_jobs.definitions"]
     # create the SQLite storages first: the daemon and the CLI creating them at once race in
     # alembic's migration ("Can't locate revision" / CommandError)

@@ -1,0 +1,87 @@
+"""The pooled SQLite storage of the repository's dagster.yaml (dj_assets/instance_storage.py)."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+import pytest
+
+from dj_assets.instance_storage import OPEN_FILES
+
+from .conftest import REPO
+
+
+@dg.asset
+def numbers() -> int:
+    return 3
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / ".dagster_home" / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+def _pools(instance: dg.DagsterInstance) -> list:
+    storages = (instance.run_storage, instance.event_log_storage, instance.schedule_storage)
+    assert [type(s).__name__ for s in storages] == \
+        ["PooledSqliteRunStorage", "PooledSqliteEventLogStorage", "PooledSqliteScheduleStorage"]
+    return [s._pools for s in storages]  # noqa: SLF001
+
+
+def test_repository_instance_uses_pooled_storage_in_dagsters_default_files(home):
+    with dg.DagsterInstance.get() as instance:
+        _pools(instance)
+        assert dg.materialize([numbers], instance=instance).success
+        runs = instance.get_runs()
+    assert (home / "history" / "runs.db").is_file()
+    assert (home / "history" / "runs" / f"{runs[0].run_id}.db").is_file()
+    # a second instance (another process would do the same) reads what the first wrote
+    with dg.DagsterInstance.get() as other:
+        assert [r.run_id for r in other.get_runs()] == [runs[0].run_id]
+        assert other.get_latest_materialization_event(dg.AssetKey("numbers")) is not None
+
+
+def test_open_files_are_bounded_and_closed_on_dispose(home):
+    with dg.DagsterInstance.get() as instance:
+        for _ in range(OPEN_FILES + 2):  # each run writes its own event-log file
+            assert dg.materialize([numbers], instance=instance).success
+        pools = _pools(instance)
+        assert all(len(p.engines) <= OPEN_FILES for p in pools)
+        assert len(instance.get_runs()) == OPEN_FILES + 2
+    # the instance disposes its run and event storages (not its schedule storage: that pool
+    # closes when it is garbage collected)
+    assert not pools[0].engines and not pools[1].engines
+
+
+def test_no_pooled_connection_crosses_a_fork(home):
+    with dg.DagsterInstance.get() as instance:
+        assert dg.materialize([numbers], instance=instance).success
+        pools = _pools(instance)
+        assert sum(e.pool.checkedin() for p in pools for e in p.engines.values()) > 0  # idle, open
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child reports how many open connections it inherited
+            os.write(write, str(sum(e.pool.checkedin() for p in pools for e in p.engines.values())).encode())
+            os._exit(0)
+        os.close(write)
+        inherited = int(os.read(read, 64))
+        os.waitpid(pid, 0)
+        assert inherited == 0
+        # the parent reconnects as needed
+        assert dg.materialize([numbers], instance=instance).success
+        assert len(instance.get_runs()) == 2
+
+
+def test_wipe_closes_connections_to_the_deleted_files(home):
+    with dg.DagsterInstance.get() as instance:
+        assert dg.materialize([numbers], instance=instance).success
+        instance.wipe()
+        assert instance.get_runs() == []
+        assert dg.materialize([numbers], instance=instance).success
+        run = instance.get_runs()[0]
+        assert instance.all_logs(run.run_id)  # its events were written to a live file
