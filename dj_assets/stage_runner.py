@@ -218,7 +218,7 @@ def _run_from_stored_keys(recipe: Recipe, cut: int, shards: list[Shard], files: 
         run.partitions.append(PartitionResult(shard.key, out, rep.rows_in, rep.rows_out, rep.bad_rows, rep.seconds,
                                               rep.ops, rep.bad_rows_file, workers=recipe.np))
         _accumulate(run.report, rep)
-    summary, texts = _located_summary(decision, decided, keyed, recipe.text_key)
+    summary, texts = _located_summary(decision, decided, keyed, op.text_key)
     run.report.dedup = {op.name: summary}
     if recipe.open_tracer and (not recipe.op_list_to_trace or op.name in recipe.op_list_to_trace):
         run.report.trace_dir = _write_pair_trace(recipe, op.name, summary["sample_pairs"], texts)
@@ -247,7 +247,8 @@ def _located_summary(decision: dedup_store.Decision, decided: list[str], keyed: 
         wanted = sorted({p[r]["row"] for p in pairs for r in ("survivor", "removed") if p[r]["partition"] == key})
         if not wanted:
             continue
-        column = pq.ParquetFile(head.rows_file).read(columns=[text_key]).column(text_key)
+        column = head.texts if head.texts is not None else \
+            pq.ParquetFile(head.rows_file).read(columns=[text_key]).column(text_key)
         for row, text in zip(wanted, column.take(pa.array(wanted, type=pa.int64())).to_pylist()):
             texts[(key, row)] = text
     for pair in pairs:

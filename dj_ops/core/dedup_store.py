@@ -115,6 +115,8 @@ class PartitionKeys:
     rows_file: Path | None  # Parquet, the rows in the order of ``keys``
     #: ``rows_file`` is the partition's input itself (every row reached the deduplicator)
     rows_file_is_input: bool = False
+    #: the text column of ``rows_file`` when it was read for the keys (saves reading it again)
+    texts: pa.Array | None = None
 
     def discard_rows(self) -> None:
         if self.rows_file is not None and not self.rows_file_is_input:
@@ -171,7 +173,7 @@ def _light_text_keys(recipe: Recipe, cut: int, file: Path, row_range: tuple[int,
     report = RunReport(recipe=recipe.project_name, rows_in=n, rows_valid=n, rows_out=n, seconds=round(seconds, 3),
                        ops=[{"name": op.name, "kind": "deduplicator", "rows_in": n, "rows_out": n, "changed": 0,
                              "errors": 0, "cpu_seconds": round(seconds, 3)}])
-    return PartitionKeys(index.stored_keys(), report, file, rows_file_is_input=True)
+    return PartitionKeys(index.stored_keys(), report, file, rows_file_is_input=True, texts=column)
 
 
 @dataclass
