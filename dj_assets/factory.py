@@ -40,7 +40,8 @@ from dj_ops.core.stages import Stage, plan_stages
 from . import metadata as md
 from .gpu import GPU_POOL
 from .shards import Shard, discover_shards, resolve_shards
-from .stage_runner import PartitionResult, StageRun, run_global_stage, run_per_row_stage, safe_name
+from .stage_runner import (PartitionResult, StageRun, keys_ahead, run_global_stage, run_per_row_stage, safe_name,
+                           stage_recipe)
 from .storage import StagedPartitions, partition_order
 
 # every stage asset declares a single-run backfill policy (a partition range is one step); the
@@ -223,7 +224,11 @@ def _materialize_stage(context: dg.AssetExecutionContext, bundle: RecipeBundle, 
                         f"{stage.name}: a row of {targets} joined near-duplicate clusters of earlier partitions, "
                         f"whose outputs are now out of date: materialize {run.stale_partitions} again")
             else:
-                run = run_per_row_stage(recipe, stage, shards, files, staging, bad_dir, context.log.info)
+                following = bundle.stages[stage.index] if stage.index < len(bundle.stages) else None
+                run = run_per_row_stage(recipe, stage, shards, files, staging, bad_dir, context.log.info,
+                                        keys_ahead(recipe, stage, following))
+                if run.keys_ahead:
+                    _store_keys_ahead(run, storage, context.asset_key, bundle, recipe, following, staging)
         context.log.info(
             f"{stage.name}: {len(run.partitions)} partition(s), {sum(r.rows_in for r in run.partitions)} -> "
             f"{sum(r.rows_out for r in run.partitions)} rows, {run.report.bad_rows} bad, engine {run.report.seconds:.2f} s")
@@ -237,6 +242,18 @@ def _materialize_stage(context: dg.AssetExecutionContext, bundle: RecipeBundle, 
         yield dg.Output(StagedPartitions({r.key: r.staged for r in run.partitions}),
                         metadata=_run_metadata(run, stage, recipe, gpu_label))
     yield from checks.results()
+
+
+def _store_keys_ahead(run: StageRun, storage, asset_key: dg.AssetKey, bundle: RecipeBundle, recipe: Recipe,
+                      following: Stage, staging: Path) -> None:
+    """The following global stage's keys of this stage's partitions, stored where that stage looks
+    for them, naming each partition file as it will be once committed (os.replace keeps its size
+    and time; elsewhere the names differ and the global stage computes the keys itself)."""
+    store = PartitionKeyStore(storage, bundle.key(following.name), [])
+    fingerprint = dedup_store.keys_fingerprint(stage_recipe(recipe, following), 0)
+    for res in run.partitions:
+        source = store.source_of(str(storage.partition_path(asset_key, res.key)), None, UPath(res.staged))
+        store.save(res.key, fingerprint, run.keys_ahead[res.key], None, staging, source=source)
 
 
 def _run_metadata(run: StageRun, stage: Stage, recipe: Recipe, gpu_label: str | None) -> dict:
@@ -281,13 +298,18 @@ class PartitionKeyStore:
         shard = self.shards.get(partition)
         if shard is None:
             return None
-        p = UPath(shard.path)
+        return self.source_of(shard.path, shard.row_range, UPath(shard.path))
+
+    @staticmethod
+    def source_of(path: str, row_range, file: UPath) -> str | None:
+        """What the keys of ``path`` (and ``row_range``) are valid for: its size and time, read
+        from ``file`` (the file itself, or a staged copy to be moved there)."""
         try:
-            info = p.fs.info(p.path)
+            info = file.fs.info(file.path)
         except FileNotFoundError:
             return None
         stamp = next((info[k] for k in ("mtime", "LastModified", "last_modified", "created", "ETag") if info.get(k)), "")
-        return f"{shard.path}|{shard.row_range}|{info.get('size')}|{stamp}"
+        return f"{path}|{row_range}|{info.get('size')}|{stamp}"
 
     def load(self, partition: str, fingerprint: str):
         source, path = self.source(partition), self.path(partition)
@@ -296,8 +318,8 @@ class PartitionKeyStore:
         with path.open("rb") as f:
             return dedup_store.read_keys(f, fingerprint, source)
 
-    def save(self, partition: str, fingerprint: str, keys, removed, staging: Path) -> None:
-        source = self.source(partition)
+    def save(self, partition: str, fingerprint: str, keys, removed, staging: Path, source: str | None = None) -> None:
+        source = source or self.source(partition)
         if source is None:
             return
         staged = staging / "_dedup_keys" / f"{safe_name(partition)}.parquet"

@@ -61,6 +61,8 @@ class StageRun:
     #: earlier partitions whose output no longer matches the decision over every partition (a
     #: later row joined two of their clusters): materialize them again
     stale_partitions: list[str] = field(default_factory=list)
+    #: a per-row stage's keys for the deduplicator of the next (global) stage, per partition
+    keys_ahead: dict[str, pa.Array] = field(default_factory=dict)
 
 
 class KeyStore(Protocol):
@@ -100,12 +102,32 @@ def estimated_rows(shard: Shard, file: Path) -> int | None:
     return count_rows(file) if file.stat().st_size < (64 << 20) else None
 
 
+def keys_ahead(recipe: Recipe, stage: Stage, next_stage: Stage | None) -> Recipe | None:
+    """The engine recipe of ``stage`` followed by the deduplicator that starts ``next_stage``, when
+    ``stage`` can compute that deduplicator's keys for the global stage: the keys are a function of
+    the text alone and storable, ``stage`` already sets aside rows without a string text (so the
+    deduplicator sees exactly its output rows) and runs on the local executor.  Its workers then
+    key the rows while they hold them, instead of the global stage reading every text again."""
+    if next_stage is None or stage.is_global or not next_stage.is_global or not stage.uses_text:
+        return None
+    following = stage_recipe(recipe, next_stage)
+    if dedup_store.dedup_position(following) != 0 or executor_for(following) is not LocalExecutor:
+        return None
+    if not following.build_ops()[0].text_keys:
+        return None
+    return stage.recipe(recipe, export_type="parquet", keep_stats_in_res_ds=True, export_shard_size=0,
+                        process=[*stage.specs, next_stage.specs[0]])
+
+
 def run_per_row_stage(recipe: Recipe, stage: Stage, shards: list[Shard], files: list[Path], staging: Path,
-                      bad_rows_dir: Path, log: Callable[[str], None]) -> StageRun:
-    """Each shard through the stage's OPs, one engine run per shard."""
-    engine_recipe = stage_recipe(recipe, stage)
+                      bad_rows_dir: Path, log: Callable[[str], None], ahead: Recipe | None = None) -> StageRun:
+    """Each shard through the stage's OPs, one engine run per shard.  With ``ahead`` (see
+    :func:`keys_ahead`), the following deduplicator's keys of each partition's output rows are
+    computed too: ``StageRun.keys_ahead``."""
+    engine_recipe = ahead if ahead is not None else stage_recipe(recipe, stage)
+    cut = len(stage.specs)
     executors: dict[bool, LocalExecutor] = {}
-    results, total = [], RunReport(recipe=recipe.project_name)
+    results, total, keys = [], RunReport(recipe=recipe.project_name), {}
     for shard, file in zip(shards, files):
         n = estimated_rows(shard, file)
         small = n is not None and n <= SMALL_PARTITION_ROWS
@@ -115,11 +137,17 @@ def run_per_row_stage(recipe: Recipe, stage: Stage, shards: list[Shard], files: 
         executor = executors[small]
         out = staging / f"{safe_name(shard.key)}.parquet"
         executor.bad_rows_path = bad_rows_dir / f"{safe_name(shard.key)}.jsonl"
-        rep = executor.run(files=[file], row_range=shard.row_range, export_path=out)
+        if ahead is not None:
+            part = dedup_store.keyed_pass(executor, cut, file, shard.row_range, out)
+            keys[shard.key] = part.keys
+            rep = part.report
+            rep.ops = rep.ops[:cut]  # the deduplicator's row belongs to the next stage
+        else:
+            rep = executor.run(files=[file], row_range=shard.row_range, export_path=out)
         results.append(PartitionResult(shard.key, out, rep.rows_in, rep.rows_out, rep.bad_rows, rep.seconds,
                                        rep.ops, rep.bad_rows_file, workers=executor.recipe.np))
         _accumulate(total, rep)
-    return StageRun(results, total)
+    return StageRun(results, total, keys_ahead=keys)
 
 
 def run_global_stage(recipe: Recipe, stage: Stage, shards: list[Shard], files: list[Path], targets: list[str],
@@ -169,10 +197,17 @@ def _run_from_stored_keys(recipe: Recipe, cut: int, shards: list[Shard], files: 
     keyed: dict[str, dedup_store.PartitionKeys] = {}
     for shard, file in zip(shards, files):
         if shard.key in targets:
-            keyed[shard.key] = dedup_store.partition_keys(
-                recipe, cut, file, shard.row_range, staging / "_keyed" / f"{safe_name(shard.key)}.parquet",
-                bad_rows_dir / f"{safe_name(shard.key)}.jsonl", log)
-            run.keys_computed.append(shard.key)
+            # keys stored by the upstream stage for exactly this file, else computed here
+            stored = key_store.load(shard.key, fingerprint) if cut == 0 else None
+            part = dedup_store.stored_partition_keys(recipe, file, stored) if stored is not None else None
+            if part is not None:
+                run.keys_read.append(shard.key)
+            else:
+                part = dedup_store.partition_keys(
+                    recipe, cut, file, shard.row_range, staging / "_keyed" / f"{safe_name(shard.key)}.parquet",
+                    bad_rows_dir / f"{safe_name(shard.key)}.jsonl", log)
+                run.keys_computed.append(shard.key)
+            keyed[shard.key] = part
         elif key_store.load(shard.key, fingerprint) is None:
             # keyed before keys were stored, or its input changed since: key it once, store it
             part = dedup_store.partition_keys(
@@ -202,6 +237,7 @@ def _run_from_stored_keys(recipe: Recipe, cut: int, shards: list[Shard], files: 
 
     op = recipe.build_ops()[cut]
     decision = dedup_store.decide(op, keys_in_order(), recipe.trace_num if recipe.open_tracer else 0)
+    run.keys_read.sort(key=order.index)
     position = {key: i for i, key in enumerate(decided)}
     for key, removed in stored_removed.items():
         if not np.array_equal(removed, decision.removed[position[key]]):
@@ -247,9 +283,7 @@ def _located_summary(decision: dedup_store.Decision, decided: list[str], keyed: 
         wanted = sorted({p[r]["row"] for p in pairs for r in ("survivor", "removed") if p[r]["partition"] == key})
         if not wanted:
             continue
-        column = head.texts if head.texts is not None else \
-            pq.ParquetFile(head.rows_file).read(columns=[text_key]).column(text_key)
-        for row, text in zip(wanted, column.take(pa.array(wanted, type=pa.int64())).to_pylist()):
+        for row, text in zip(wanted, _texts_at(head.rows_file, text_key, wanted)):
             texts[(key, row)] = text
     for pair in pairs:
         for role in ("survivor", "removed"):
@@ -257,6 +291,19 @@ def _located_summary(decision: dedup_store.Decision, decided: list[str], keyed: 
             if isinstance(text, str):
                 pair[role]["text"] = text[:SUMMARY_TEXT_CHARS]
     return {**decision.summary, "partitions": len(decided), "sample_pairs": pairs}, texts
+
+
+def _texts_at(path: Path, text_key: str, rows: list[int]) -> list:
+    """The texts of ``rows`` of a Parquet file, reading only the row groups that hold them."""
+    source = pq.ParquetFile(path)
+    sizes = np.array([source.metadata.row_group(g).num_rows for g in range(source.num_row_groups)], dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    rows_arr = np.asarray(rows, dtype=np.int64)
+    group_of = np.searchsorted(starts, rows_arr, side="right") - 1
+    groups = np.unique(group_of)
+    read_offset = np.concatenate(([0], np.cumsum(sizes[groups])))[np.searchsorted(groups, group_of)]
+    column = source.read_row_groups(groups.tolist(), columns=[text_key]).column(text_key)
+    return column.take(pa.array(read_offset + rows_arr - starts[group_of])).to_pylist()
 
 
 def _write_pair_trace(recipe: Recipe, op_name: str, pairs: list[dict], texts: dict[tuple[str, int], str]) -> str:

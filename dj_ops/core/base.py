@@ -299,8 +299,11 @@ class Deduplicator(OP):
     coordinator feeds those keys in input order to the index made by ``new_index``.
     """
 
-    #: ``compute_hash`` reads only the ``text_key`` column and costs little per row (a digest,
-    #: not MinHash): keys of rows already in a file can be computed in the coordinator
+    #: ``compute_hash`` reads only the ``text_key`` column: a row with a string text always gets
+    #: a key (so an earlier stage that reads the text can compute the keys of its output rows)
+    text_keys: ClassVar[bool] = False
+    #: ... and costs little per row (a digest, not MinHash): keys of rows already in a file can be
+    #: computed in the coordinator
     light_text_keys: ClassVar[bool] = False
 
     def compute_hash(self, batch: Batch) -> list:

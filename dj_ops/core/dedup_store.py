@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from .base import DedupIndex, Deduplicator
 from .batch import Batch
 from ..io.writers import ParquetWriter
-from .executor import LocalExecutor, RunReport
+from .executor import LocalExecutor, RunReport, kept_runs
 from .recipe import Recipe
 
 #: bump when the stored layout or a key's definition changes: older files are recomputed
@@ -115,8 +115,6 @@ class PartitionKeys:
     rows_file: Path | None  # Parquet, the rows in the order of ``keys``
     #: ``rows_file`` is the partition's input itself (every row reached the deduplicator)
     rows_file_is_input: bool = False
-    #: the text column of ``rows_file`` when it was read for the keys (saves reading it again)
-    texts: pa.Array | None = None
 
     def discard_rows(self) -> None:
         if self.rows_file is not None and not self.rows_file_is_input:
@@ -136,15 +134,42 @@ def partition_keys(recipe: Recipe, cut: int, file: Path, row_range: tuple[int, i
     if light is not None:
         return light
     executor = LocalExecutor(head_recipe(recipe, cut), progress=False, log=log, bad_rows_path=bad_rows_path)
+    part = keyed_pass(executor, cut, file, row_range, rows_file)
+    if not keep_rows:
+        part.discard_rows()
+        part.rows_file = None
+    return part
+
+
+def keyed_pass(executor: LocalExecutor, cut: int, file: Path, row_range: tuple[int, int] | None,
+               rows_file: Path) -> PartitionKeys:
+    """One engine pass of ``executor`` (built from :func:`head_recipe`) over a partition: the rows
+    reaching the deduplicator at ``cut`` go to ``rows_file``, their keys (computed in the
+    workers) are returned with them."""
     rows_file.parent.mkdir(parents=True, exist_ok=True)
     report = executor._run_pass([file], row_range, None, {str(file): rows_file}, None, False, hold_back=cut)
     keys = executor.held_index.stored_keys()
     held = sum(len(ids) for ids in executor.held_ids.values())
     if len(keys) != held:
         raise RuntimeError(f"{file}: {len(keys)} dedup keys for {held} rows")
-    if not keep_rows:
-        rows_file.unlink(missing_ok=True)
-    return PartitionKeys(keys, report, rows_file if keep_rows else None)
+    return PartitionKeys(keys, report, rows_file)
+
+
+def stored_partition_keys(recipe: Recipe, file: Path, stored: StoredKeys) -> PartitionKeys | None:
+    """Step 1 from keys stored for a Parquet partition whose every row reaches the chain's first
+    OP, its deduplicator (e.g. keys its upstream stage computed): no pass over the rows.  None
+    when they do not cover the file's rows."""
+    if file.suffix != ".parquet" or pq.ParquetFile(file).metadata.num_rows != len(stored.keys):
+        return None
+    return PartitionKeys(stored.keys, _keys_report(recipe, len(stored.keys), 0.0), file, rows_file_is_input=True)
+
+
+def _keys_report(recipe: Recipe, n: int, seconds: float) -> RunReport:
+    """The report of a step 1 that only keyed the ``n`` rows of a partition file."""
+    op = recipe.build_ops()[0]
+    return RunReport(recipe=recipe.project_name, rows_in=n, rows_valid=n, rows_out=n, seconds=round(seconds, 3),
+                     ops=[{"name": op.name, "kind": "deduplicator", "rows_in": n, "rows_out": n, "changed": 0,
+                           "errors": 0, "cpu_seconds": round(seconds, 3)}])
 
 
 def _light_text_keys(recipe: Recipe, cut: int, file: Path, row_range: tuple[int, int] | None
@@ -169,11 +194,8 @@ def _light_text_keys(recipe: Recipe, cut: int, file: Path, row_range: tuple[int,
     index = op.new_index()
     ids = np.arange(n, dtype=np.int64)
     index.add(ids, op.compute_hash(Batch({op.text_key: column.to_pylist()}, ids)))
-    seconds = time.perf_counter() - t0
-    report = RunReport(recipe=recipe.project_name, rows_in=n, rows_valid=n, rows_out=n, seconds=round(seconds, 3),
-                       ops=[{"name": op.name, "kind": "deduplicator", "rows_in": n, "rows_out": n, "changed": 0,
-                             "errors": 0, "cpu_seconds": round(seconds, 3)}])
-    return PartitionKeys(index.stored_keys(), report, file, rows_file_is_input=True, texts=column)
+    keys = index.stored_keys()
+    return PartitionKeys(keys, _keys_report(recipe, n, time.perf_counter() - t0), file, rows_file_is_input=True)
 
 
 @dataclass
@@ -246,18 +268,30 @@ def finish_partition(recipe: Recipe, cut: int, head: PartitionKeys, removed: np.
 
 def _kept_rows(name: str, rows_file: Path, removed: np.ndarray, export_path: Path) -> RunReport:
     """The output of a chain that ends at its deduplicator: the rows file minus the removed rows
-    (the rows are already in the stage's Parquet layout, stats included), written atomically."""
+    (the rows are already in the stage's Parquet layout, stats included), written atomically.
+    One row group at a time; the kept rows are zero-copy slices (runs between removed rows)."""
     t0 = time.perf_counter()
-    table = pq.ParquetFile(rows_file).read()
-    if len(removed) != table.num_rows:
-        raise RuntimeError(f"{rows_file}: {table.num_rows} rows for {len(removed)} dedup decisions")
-    kept = table.filter(pa.array(~removed)) if removed.any() else table
+    source = pq.ParquetFile(rows_file)
+    if len(removed) != source.metadata.num_rows:
+        raise RuntimeError(f"{rows_file}: {source.metadata.num_rows} rows for {len(removed)} dedup decisions")
     writer = ParquetWriter(export_path)
+    rows_out = start = 0
     try:
-        writer.write_table(kept)
+        for i in range(source.num_row_groups):
+            group = source.read_row_group(i)
+            drop = removed[start:start + group.num_rows]
+            start += group.num_rows
+            runs = kept_runs(drop, group.num_rows)
+            if runs != [(0, group.num_rows)]:
+                group = pa.concat_tables([group.slice(a, b - a) for a, b in runs]) if runs else group.slice(0, 0)
+            if group.num_rows:
+                writer.write_table(group)
+                rows_out += group.num_rows
+        if not rows_out:
+            writer.write_table(source.schema_arrow.empty_table())
     except BaseException:
         writer.abort()
         raise
-    report = RunReport(recipe=name, rows_out=kept.num_rows, outputs=[str(p) for p in writer.close()])
+    report = RunReport(recipe=name, rows_out=rows_out, outputs=[str(p) for p in writer.close()])
     report.seconds = round(time.perf_counter() - t0, 3)
     return report

@@ -923,7 +923,7 @@ def _copy_spill(name: str, spilled: list[Path], skip: dict[str, np.ndarray], exp
                     ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 0x0A) + 1
                     n = len(ends)
                     drop = removed[first:first + n] if removed is not None else None
-                    kept = _kept_runs(drop, n)
+                    kept = kept_runs(drop, n)
                     starts = np.concatenate(([0], ends[:-1]))
                     for a, b in kept:
                         writer.write_raw(block[starts[a]:ends[b - 1]], b - a)
@@ -942,7 +942,7 @@ def _copy_spill(name: str, spilled: list[Path], skip: dict[str, np.ndarray], exp
     return report
 
 
-def _kept_runs(drop: np.ndarray | None, n: int) -> list[tuple[int, int]]:
+def kept_runs(drop: np.ndarray | None, n: int) -> list[tuple[int, int]]:
     """[start, stop) runs of the ``n`` lines not marked in ``drop`` (which may be shorter)."""
     keep = np.ones(n, dtype=bool)
     if drop is not None and len(drop):

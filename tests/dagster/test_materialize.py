@@ -3,6 +3,8 @@ the local executor."""
 
 from __future__ import annotations
 
+import shutil
+
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
@@ -101,22 +103,32 @@ def test_single_partitions_and_global_dedup_context(instance, demo_data, tmp_pat
                       tags={"dagster/asset_partition_range_start": DEMO_KEYS[0],
                             "dagster/asset_partition_range_end": DEMO_KEYS[-1]})
     assert res.success and len(res.asset_materializations_for_node("demo__filtered")) == 5
+    # the per-row stage before the deduplicator stored each partition's keys, computed in its
+    # workers, for the files it wrote
+    keys_dir = storage / "deduped" / "_dedup_keys"
+    assert sorted(p.name for p in keys_dir.iterdir()) == [f"{k}.parquet" for k in sorted(DEMO_KEYS)]
     res = materialize(defs, instance, [bundle.key("deduped")], partition_key="reviews_home.jsonl")
     assert res.success
     mat = res.asset_materializations_for_node("demo__deduped")[0]
-    # the earlier partitions had no stored keys yet: keyed once (and stored), not written
-    assert mat.metadata["dedup_keys_computed"].value == DEMO_KEYS
-    assert mat.metadata["dedup_keys_read"].value == []
+    assert (mat.metadata["dedup_keys_read"].value, mat.metadata["dedup_keys_computed"].value) == (DEMO_KEYS, [])
     assert [p.name for p in (storage / "deduped").glob("*.parquet")] == ["reviews_home.jsonl.parquet"]
-    assert sorted(p.name for p in (storage / "deduped" / "_dedup_keys").iterdir()) == [
-        f"{k}.parquet" for k in sorted(DEMO_KEYS)]
     incremental = pq.read_table(storage / "deduped" / "reviews_home.jsonl.parquet").column("text").to_pylist()
 
-    # again: every earlier partition's keys are read, not recomputed
+    # without stored keys (e.g. written by an older version): keyed once here (and stored), same rows
+    shutil.rmtree(keys_dir)
     res = materialize(defs, instance, [bundle.key("deduped")], partition_key="reviews_home.jsonl")
     mat = res.asset_materializations_for_node("demo__deduped")[0]
-    assert (mat.metadata["dedup_keys_read"].value, mat.metadata["dedup_keys_computed"].value) == (
-        DEMO_KEYS[:-1], ["reviews_home.jsonl"])
+    assert (mat.metadata["dedup_keys_read"].value, mat.metadata["dedup_keys_computed"].value) == ([], DEMO_KEYS)
+    assert sorted(p.name for p in keys_dir.iterdir()) == [f"{k}.parquet" for k in sorted(DEMO_KEYS)]
+    assert pq.read_table(storage / "deduped" / "reviews_home.jsonl.parquet").column("text").to_pylist() == incremental
+
+    # a partition written again upstream gets new keys with it; stale keys are never read
+    (keys_dir / f"{DEMO_KEYS[0]}.parquet").unlink()
+    res = materialize(defs, instance, [bundle.key("cleaned"), bundle.key("filtered")], partition_key=DEMO_KEYS[0])
+    assert res.success and (keys_dir / f"{DEMO_KEYS[0]}.parquet").is_file()
+    res = materialize(defs, instance, [bundle.key("deduped")], partition_key="reviews_home.jsonl")
+    mat = res.asset_materializations_for_node("demo__deduped")[0]
+    assert (mat.metadata["dedup_keys_read"].value, mat.metadata["dedup_keys_computed"].value) == (DEMO_KEYS, [])
     assert pq.read_table(storage / "deduped" / "reviews_home.jsonl.parquet").column("text").to_pylist() == incremental
 
     # same rows as deduplicating everything at once

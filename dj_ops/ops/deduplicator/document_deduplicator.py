@@ -27,6 +27,7 @@ NON_CHARACTER_PATTERN = rf"\s+|\d+|[{regex.escape(string.punctuation)}]"
 
 @register("document_deduplicator")
 class DocumentDeduplicator(Deduplicator):
+    text_keys = True
     light_text_keys = True
 
     def __init__(self, lowercase: bool = False, ignore_non_character: bool = False, **kwargs):

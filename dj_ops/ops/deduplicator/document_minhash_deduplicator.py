@@ -34,6 +34,8 @@ OP_NAME = "document_minhash_deduplicator"
 
 @register(OP_NAME)
 class DocumentMinhashDeduplicator(Deduplicator):
+    text_keys = True
+
     def __init__(
         self,
         tokenization: str = "space",

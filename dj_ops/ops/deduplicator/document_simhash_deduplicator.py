@@ -25,6 +25,8 @@ SIMHASH_TOKENIZATIONS = ("space", "punctuation", "character")
 
 @register(OP_NAME)
 class DocumentSimhashDeduplicator(Deduplicator):
+    text_keys = True
+
     def __init__(
         self,
         tokenization: str = "space",
