@@ -126,3 +126,46 @@ def test_dedup_metadata_shows_each_kind_of_similarity():
     table = meta["dedup_document_simhash_deduplicator_sample_pairs"].value
     assert "Hamming distance 3" in table and "`a.jsonl` row 3: some / text" in table
     assert "identical key" in meta["dedup_document_deduplicator_sample_pairs"].value
+
+
+def test_the_stage_before_computes_the_keys_and_the_global_stage_reads_them(instance, tmp_path):
+    """Per-row stage + MinHash: the per-row stage's workers key its output rows and store the keys
+    for the global stage, which reads no text; same rows as one local run."""
+    recipe, bundle, defs, keys = _setup(tmp_path, instance, near_duplicate_partitions(),
+                                        {"process": [{"whitespace_normalization_mapper": {}}, MINHASH]})
+    first, dedup = (s.name for s in bundle.stages)
+    for i, key in enumerate(keys):
+        res = dg.materialize(list(defs.assets), selection=[bundle.key(first), bundle.key(dedup)], instance=instance,
+                             resources=dict(defs.resources), partition_key=key, raise_on_error=False)
+        assert res.success
+        stage1 = res.asset_materializations_for_node(f"r__{first}")[0].metadata
+        assert [row["op"] for row in _op_rows(stage1)] == ["whitespace_normalization_mapper"]
+        meta = res.asset_materializations_for_node(f"r__{dedup}")[0].metadata
+        assert (meta["dedup_keys_read"].value, meta["dedup_keys_computed"].value) == (keys[:i + 1], [])
+    folder = tmp_path / "storage" / "r" / dedup
+    texts = [t for k in keys for t in pq.read_table(folder / f"{k}.parquet").column("text").to_pylist()]
+    assert texts == _local_texts(recipe, tmp_path)
+
+
+def _op_rows(meta) -> list[dict]:
+    return [dict(r.data) for r in meta["ops"].records]
+
+
+def test_keys_ahead_only_where_the_deduplicator_sees_exactly_the_stage_output():
+    from dj_assets.stage_runner import keys_ahead
+    from dj_ops.core.stages import plan_stages
+
+    def ahead(process, **extra):
+        recipe = recipe_from_dict({"dataset_path": "in", "export_path": "out.jsonl", "process": process, **extra})
+        stages = plan_stages(recipe)
+        return keys_ahead(recipe, stages[0], stages[1] if len(stages) > 1 else None)
+
+    text = {"whitespace_normalization_mapper": {}}
+    combined = ahead([text, MINHASH])
+    assert [s.name for s in combined.process] == ["whitespace_normalization_mapper", "document_minhash_deduplicator"]
+    assert combined.export_type == "parquet" and combined.keep_stats_in_res_ds
+    assert ahead([text, {"document_deduplicator": {}}]) is not None
+    assert ahead([text]) is None  # no global stage after it
+    assert ahead([{"image_shape_filter": {}}, MINHASH]) is None  # the stage lets rows without text through
+    assert ahead([text, {"image_deduplicator": {}}]) is None  # keys from images, not the text
+    assert ahead([text, MINHASH], executor_type="ray") is None  # the Ray executor computes no held keys

@@ -85,3 +85,11 @@ def test_wipe_closes_connections_to_the_deleted_files(home):
         assert dg.materialize([numbers], instance=instance).success
         run = instance.get_runs()[0]
         assert instance.all_logs(run.run_id)  # its events were written to a live file
+
+
+def test_connections_are_wal_and_sync_at_checkpoints(home):
+    with dg.DagsterInstance.get() as instance:
+        assert dg.materialize([numbers], instance=instance).success
+        with instance.run_storage.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
