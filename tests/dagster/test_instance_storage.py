@@ -93,3 +93,27 @@ def test_connections_are_wal_and_sync_at_checkpoints(home):
         with instance.run_storage.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+
+def test_new_run_databases_are_copies_of_dagsters_own_initialisation(home):
+    import sqlite3
+
+    with dg.DagsterInstance.get() as instance:
+        assert dg.materialize([numbers], instance=instance).success
+        runs_dir = home / "history" / "runs"
+        (template,) = runs_dir.glob("_run_template-*.sqlite")
+        made = template.stat().st_mtime_ns
+        assert dg.materialize([numbers], instance=instance).success
+        assert template.stat().st_mtime_ns == made  # made once, then copied
+        tables = "SELECT name FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name"
+        version = "SELECT version_num FROM alembic_version"
+        with sqlite3.connect(template) as t:
+            expected = (t.execute(tables).fetchall(), t.execute(version).fetchall())
+        for run in instance.get_runs():
+            with sqlite3.connect(runs_dir / f"{run.run_id}.db") as c:
+                assert (c.execute(tables).fetchall(), c.execute(version).fetchall()) == expected
+                assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert instance.all_logs(run.run_id)
+        # Dagster's own tools see runs only: the template is no run database
+        assert sorted(instance.event_log_storage.get_all_run_ids()) == sorted(r.run_id for r in instance.get_runs())
+        instance.upgrade()
