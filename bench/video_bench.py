@@ -11,6 +11,12 @@ and embeds on its own.  Models are bench/image_bench.py's full-size random-weigh
 repeated to ``--samples`` rows, each with its own caption; the model thresholds are set from a
 calibration run on the 9 videos so that every filter removes some rows.
 
+``--order model-first`` writes the same four filters with the two model filters first, as a recipe
+may list them: the unfused run (and Data-Juicer, which never reorders these filters: its
+``op_fusion`` would put all four in one fused filter that scores every row with every model) then
+embeds every video before the cheap filters drop any row, while the fused plan's probe puts the
+cheap filters first.
+
 Data-Juicer runs the same recipe with ``video_backend: av`` on the duration filter: its default
 ``ffmpeg`` backend needs the ffmpeg binary, which this machine lacks (without it every sample is
 dropped).
@@ -96,15 +102,15 @@ def calibrate() -> dict[str, float]:
     return out
 
 
-def chain(t: dict[str, float]) -> list[dict]:
-    return [
-        {"video_duration_filter": dict(DURATION)},
-        {"video_resolution_filter": dict(RESOLUTION)},
+def chain(t: dict[str, float], order: str = "cheap-first") -> list[dict]:
+    cheap = [{"video_duration_filter": dict(DURATION)}, {"video_resolution_filter": dict(RESOLUTION)}]
+    models = [
         {"video_aesthetics_filter": {"hf_scorer_model": str(AESTHETICS_DIR), "min_score": t["aesthetics_min"],
                                      "max_score": 1.0e9, **SAMPLING}},
         {"video_frames_text_similarity_filter": {"hf_clip": str(CLIP_DIR), "min_score": t["similarity_min"],
                                                  "max_score": 1.0e9, **SAMPLING}},
     ]
+    return cheap + models if order == "cheap-first" else models + cheap
 
 
 def kept_keys(run_rows: list[dict]) -> list[str]:
@@ -117,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--np", type=int, default=2)
     ap.add_argument("--dj", action="store_true", help="also run the chain with Data-Juicer 1.6.1")
     ap.add_argument("--skip-fusion", action="store_true")
+    ap.add_argument("--order", choices=["cheap-first", "model-first"], default="cheap-first",
+                    help="recipe order of the four filters (see the module docstring)")
     ap.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -124,13 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = calibrate()
     image_bench.WORK = WORK  # image_bench's runners write their run folders under WORK / "runs"
     data = write_input(args.samples)
-    process = chain(thresholds)
+    process = chain(thresholds, args.order)
     result: dict = {"machine": machine_description(), "command": " ".join(sys.argv), "samples": args.samples,
-                    "np": args.np, "thresholds": thresholds}
+                    "np": args.np, "order": args.order, "thresholds": thresholds}
     n, np_ = args.samples, args.np
+    tag = f"{n}-np{np_}" + ("" if args.order == "cheap-first" else f"-{args.order}")
     if not args.skip_fusion:
-        unfused = image_bench.run_ours(f"unfused-{n}-np{np_}", data, process, np_, False, args.timeout)
-        fused = image_bench.run_ours(f"fused-{n}-np{np_}", data, process, np_, True, args.timeout)
+        unfused = image_bench.run_ours(f"unfused-{tag}", data, process, np_, False, args.timeout)
+        fused = image_bench.run_ours(f"fused-{tag}", data, process, np_, True, args.timeout)
         same = unfused["rows"] == fused["rows"]
         saved = 1 - fused["wall_s"] / unfused["wall_s"]
         result["fusion"] = {"unfused_s": unfused["wall_s"], "fused_s": fused["wall_s"], "saved": round(saved, 3),
@@ -145,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {run['name']}: " + ", ".join(f"{o['name']} {o['rows_in']}->{o['rows_out']} ({o['cpu_seconds']} s)"
                                                     for o in run["ops"]))
     if args.dj:
-        dj = image_bench.run_dj(f"dj-{n}-np{np_}", data, process, np_, args.timeout)
+        dj = image_bench.run_dj(f"dj-{tag}", data, process, np_, args.timeout)
         # ours = the fused run above when there was one (same recipe, same input)
-        ours = fused if not args.skip_fusion else image_bench.run_ours(f"fused-{n}-np{np_}", data, process, np_,
+        ours = fused if not args.skip_fusion else image_bench.run_ours(f"fused-{tag}", data, process, np_,
                                                                         True, args.timeout)
         a, b = set(kept_keys(dj["rows"])), set(kept_keys(ours["rows"]))
         result["data_juicer"] = {"dj_s": dj["wall_s"], "ours_s": ours["wall_s"],
@@ -158,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "mean_load_1min": {"dj": dj["mean_load"], "ours": ours["mean_load"]}}
         print(f"\nData-Juicer {dj['wall_s']} s ({len(a)} kept, exit {dj['returncode']}), ours fused {ours['wall_s']} s "
               f"({len(b)} kept): {dj['wall_s'] / ours['wall_s']:.2f}x; kept by both {len(a & b)}")
-    out = WORK / f"result-{n}-np{np_}.json"
+    out = WORK / f"result-{tag}.json"
     out.write_text(json.dumps(result, indent=2, default=str))
     print(f"\nresult: {out} ({time.perf_counter() - t0:.0f} s in all)")
     return 0

@@ -16,6 +16,8 @@ instances keep working and can switch back.  Selected in the repository's dagste
 
 SQLite connections must not cross ``fork()``: idle pooled connections are closed before every
 fork (the engine forks its worker processes from a run's step), so a child never holds one.
+Besides: connections sync WAL databases at checkpoints (:func:`_wal_normal_sync`), and a new run's
+event database is copied from a template (:class:`PooledSqliteEventLogStorage`).
 """
 
 from __future__ import annotations
