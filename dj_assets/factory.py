@@ -225,8 +225,10 @@ def _materialize_stage(context: dg.AssetExecutionContext, bundle: RecipeBundle, 
                         f"whose outputs are now out of date: materialize {run.stale_partitions} again")
             else:
                 following = bundle.stages[stage.index] if stage.index < len(bundle.stages) else None
-                run = run_per_row_stage(recipe, stage, shards, files, staging, bad_dir, context.log.info,
-                                        keys_ahead(recipe, stage, following))
+                # keys stored ahead name the committed file by its size and time, which only a
+                # local commit (a rename) keeps
+                ahead = keys_ahead(recipe, stage, following) if storage.is_local else None
+                run = run_per_row_stage(recipe, stage, shards, files, staging, bad_dir, context.log.info, ahead)
                 if run.keys_ahead:
                     _store_keys_ahead(run, storage, context.asset_key, bundle, recipe, following, staging)
         context.log.info(

@@ -143,7 +143,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         shutil.copyfile(self._template, copy)
         try:
             os.link(copy, path)  # atomic: never over a database another process created meanwhile
-        except FileExistsError:
+        except OSError:  # created meanwhile, or a file system without hard links: Dagster's own init
             return False
         finally:
             os.unlink(copy)
