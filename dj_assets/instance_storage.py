@@ -158,7 +158,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._pools.close()
 
 
-class PooledSqliteRunStorage(SqliteRunStorage):
+class _PooledConnectionString:
+    """``connect()`` from a pool for Dagster's single-file SQLite storages (runs, schedules)."""
+
     def __init__(self, conn_string: str, inst_data=None):
         self._pools = _Pools(None)
         super().__init__(conn_string, inst_data)
@@ -173,19 +175,12 @@ class PooledSqliteRunStorage(SqliteRunStorage):
         self._pools.close()
 
 
-class PooledSqliteScheduleStorage(SqliteScheduleStorage):
-    def __init__(self, conn_string: str, inst_data=None):
-        self._pools = _Pools(None)
-        super().__init__(conn_string, inst_data)
+class PooledSqliteRunStorage(_PooledConnectionString, SqliteRunStorage):
+    pass
 
-    @contextmanager
-    def connect(self) -> Iterator[db.engine.Connection]:
-        with self._pools.transaction(self._conn_string) as conn:
-            yield conn
 
-    def dispose(self) -> None:
-        super().dispose()
-        self._pools.close()
+class PooledSqliteScheduleStorage(_PooledConnectionString, SqliteScheduleStorage):
+    pass
 
 
 class PooledSqliteStorage(DagsterSqliteStorage):

@@ -115,8 +115,7 @@ def keys_ahead(recipe: Recipe, stage: Stage, next_stage: Stage | None) -> Recipe
         return None
     if not following.build_ops()[0].text_keys:
         return None
-    return stage.recipe(recipe, export_type="parquet", keep_stats_in_res_ds=True, export_shard_size=0,
-                        process=[*stage.specs, next_stage.specs[0]])
+    return stage_recipe(recipe, stage).model_copy(update={"process": [*stage.specs, next_stage.specs[0]]})
 
 
 def run_per_row_stage(recipe: Recipe, stage: Stage, shards: list[Shard], files: list[Path], staging: Path,
