@@ -30,7 +30,7 @@ class ExportResult:
 
 def export_dataset(recipe: Recipe, files: list[Path]) -> ExportResult:
     parquet = recipe.resolved_export_type == "parquet"
-    writer = ParquetWriter(recipe.export_path, recipe.export_shard_size) if parquet \
+    writer = ParquetWriter(recipe.export_path, recipe.export_shard_size, recipe.export_compression) if parquet \
         else JsonlWriter(recipe.export_path, recipe.export_shard_size)
     split_stats = not recipe.keep_stats_in_res_ds
     has_stats = split_stats and any(Fields.stats in pq.ParquetFile(f).schema_arrow.names for f in files)

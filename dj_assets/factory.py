@@ -34,6 +34,7 @@ from upath import UPath
 
 from dj_ops.core import dedup_store
 from dj_ops.core.constants import Fields
+from dj_ops.core.heap import frozen_heap
 from dj_ops.core.recipe import Recipe, load_recipe
 from dj_ops.core.stages import Stage, plan_stages
 
@@ -154,7 +155,8 @@ def _stage_asset(bundle: RecipeBundle, stage: Stage, upstream_key: dg.AssetKey |
     if upstream_key is None:
         @dg.asset(deps=[bundle.key("input_shards")], **common)
         def first_stage(context: dg.AssetExecutionContext, config: EngineConfig):
-            yield from _materialize_stage(context, bundle, stage, None, config)
+            with frozen_heap():
+                yield from _materialize_stage(context, bundle, stage, None, config)
 
         return first_stage
 
@@ -162,7 +164,8 @@ def _stage_asset(bundle: RecipeBundle, stage: Stage, upstream_key: dg.AssetKey |
 
     @dg.asset(ins={"upstream": dg.AssetIn(key=upstream_key, partition_mapping=mapping)}, **common)
     def later_stage(context: dg.AssetExecutionContext, config: EngineConfig, upstream: dict[str, Shard]):
-        yield from _materialize_stage(context, bundle, stage, upstream, config)
+        with frozen_heap():
+            yield from _materialize_stage(context, bundle, stage, upstream, config)
 
     return later_stage
 
@@ -188,10 +191,14 @@ def _materialize_stage(context: dg.AssetExecutionContext, bundle: RecipeBundle, 
         raise dg.Failure(f"{context.asset_key.to_user_string()} runs on partitions: run {bundle.job_name} "
                          "(every partition when untagged) or tag the run with a partition or a range")
     order = partition_order(context.instance, bundle.partitions)
-    requested = set(context.partition_keys)
-    targets = [k for k in order if k in requested]
+    span = context.partition_key_range  # read from the run's tags (context.partition_keys looks each end up again)
+    unknown = [k for k in (span.start, span.end) if k not in order]
+    if unknown:
+        raise dg.Failure(f"partitions {unknown} are not partitions of {bundle.partitions.name}")
+    targets = order[order.index(span.start):order.index(span.end) + 1]
     if not targets:
-        raise dg.Failure(f"partitions {sorted(requested)[:10]} are not partitions of {bundle.partitions.name}")
+        raise dg.Failure(f"partition range {span.start!r}..{span.end!r} is empty: {span.end!r} comes before "
+                         f"{span.start!r} in {bundle.partitions.name}")
     needed = order[:order.index(targets[-1]) + 1] if stage.is_global else targets
     # a global stage's later partitions join its decision through their stored keys only
     later = order[order.index(targets[-1]) + 1:] if stage.is_global else []
@@ -405,51 +412,58 @@ def _export_asset(bundle: RecipeBundle, last_key: dg.AssetKey) -> dg.AssetsDefin
         metadata={"export_path": dg.MetadataValue.path(recipe.export_path)},
     )
     def export(context: dg.AssetExecutionContext, upstream: dict[str, Shard]) -> dg.MaterializeResult:
-        from .export import export_dataset
-
-        # partitions still waiting for their run (several inbox files landed at once) join later
-        pending = [k for k, s in upstream.items() if not UPath(s.path).exists()]
-        if pending:
-            context.log.warning(f"{len(pending)} partition(s) not materialized yet, not in this export: {pending[:10]}")
-        ready = {k: s for k, s in upstream.items() if k not in pending}
-        if not ready:
-            raise dg.Failure(f"nothing to export: no partition of {last_key.to_user_string()} is materialized")
-        storage = context.resources.dj_storage
-        with storage.local_files(list(ready.values())) as files:
-            result = export_dataset(recipe, files)
-        rows_in = _sum_latest_metadata(context.instance, bundle.key(bundle.stages[0].name), list(ready), "rows_in")
-        funnel = [("input", rows_in)] + [
-            (st.name, sum(storage.row_count(str(storage.partition_path(bundle.key(st.name), k))) or 0 for k in ready))
-            for st in bundle.stages]
-        ratio = result.rows / rows_in if rows_in else 1.0
-        lo, hi = recipe.min_keep_ratio, recipe.max_keep_ratio
-        text_key = recipe.text_key if any(st.uses_text for st in bundle.stages) else None
-        schema_issues = schema_problems(result.schema, text_key, [], ()) if result.rows else []
-        return dg.MaterializeResult(
-            metadata={
-                "rows": result.rows,
-                "rows_in": rows_in,
-                "keep_ratio": round(ratio, 4),
-                "partitions": len(ready),
-                "partitions_pending": dg.MetadataValue.json(pending),
-                "path": dg.MetadataValue.path(result.outputs[0] if len(result.outputs) == 1 else recipe.export_path),
-                "outputs": dg.MetadataValue.json(result.outputs),
-                "stats_file": dg.MetadataValue.path(result.stats_file) if result.stats_file else None,
-                "rows_per_stage": dg.MetadataValue.md(
-                    "| stage | rows |\n|---|---|\n" + "\n".join(f"| {n} | {r} |" for n, r in funnel)),
-                "columns": dg.MetadataValue.table_schema(dg.TableSchema(columns=[
-                    dg.TableColumn(f.name, str(f.type)) for f in result.schema])),
-            },
-            check_results=[
-                dg.AssetCheckResult(check_name="non_empty", passed=result.rows > 0),
-                dg.AssetCheckResult(check_name="schema", passed=not schema_issues,
-                                    metadata={"problems": dg.MetadataValue.json(schema_issues)}),
-                dg.AssetCheckResult(check_name="keep_ratio", passed=lo <= ratio <= hi,
-                                    metadata={"bounds": dg.MetadataValue.json([lo, hi]), "keep_ratio": round(ratio, 4)}),
-            ],
-        )
+        with frozen_heap():
+            return _export_partitions(context, bundle, last_key, upstream)
 
     return export
+
+
+def _export_partitions(context: dg.AssetExecutionContext, bundle: RecipeBundle, last_key: dg.AssetKey,
+                       upstream: dict[str, Shard]) -> dg.MaterializeResult:
+    from .export import export_dataset
+
+    recipe = bundle.recipe
+    # partitions still waiting for their run (several inbox files landed at once) join later
+    pending = [k for k, s in upstream.items() if not UPath(s.path).exists()]
+    if pending:
+        context.log.warning(f"{len(pending)} partition(s) not materialized yet, not in this export: {pending[:10]}")
+    ready = {k: s for k, s in upstream.items() if k not in pending}
+    if not ready:
+        raise dg.Failure(f"nothing to export: no partition of {last_key.to_user_string()} is materialized")
+    storage = context.resources.dj_storage
+    with storage.local_files(list(ready.values())) as files:
+        result = export_dataset(recipe, files)
+    rows_in = _sum_latest_metadata(context.instance, bundle.key(bundle.stages[0].name), list(ready), "rows_in")
+    funnel = [("input", rows_in)] + [
+        (st.name, sum(storage.row_count(str(storage.partition_path(bundle.key(st.name), k))) or 0 for k in ready))
+        for st in bundle.stages]
+    ratio = result.rows / rows_in if rows_in else 1.0
+    lo, hi = recipe.min_keep_ratio, recipe.max_keep_ratio
+    text_key = recipe.text_key if any(st.uses_text for st in bundle.stages) else None
+    schema_issues = schema_problems(result.schema, text_key, [], ()) if result.rows else []
+    return dg.MaterializeResult(
+        metadata={
+            "rows": result.rows,
+            "rows_in": rows_in,
+            "keep_ratio": round(ratio, 4),
+            "partitions": len(ready),
+            "partitions_pending": dg.MetadataValue.json(pending),
+            "path": dg.MetadataValue.path(result.outputs[0] if len(result.outputs) == 1 else recipe.export_path),
+            "outputs": dg.MetadataValue.json(result.outputs),
+            "stats_file": dg.MetadataValue.path(result.stats_file) if result.stats_file else None,
+            "rows_per_stage": dg.MetadataValue.md(
+                "| stage | rows |\n|---|---|\n" + "\n".join(f"| {n} | {r} |" for n, r in funnel)),
+            "columns": dg.MetadataValue.table_schema(dg.TableSchema(columns=[
+                dg.TableColumn(f.name, str(f.type)) for f in result.schema])),
+        },
+        check_results=[
+            dg.AssetCheckResult(check_name="non_empty", passed=result.rows > 0),
+            dg.AssetCheckResult(check_name="schema", passed=not schema_issues,
+                                metadata={"problems": dg.MetadataValue.json(schema_issues)}),
+            dg.AssetCheckResult(check_name="keep_ratio", passed=lo <= ratio <= hi,
+                                metadata={"bounds": dg.MetadataValue.json([lo, hi]), "keep_ratio": round(ratio, 4)}),
+        ],
+    )
 
 
 def _sum_latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, partitions: list[str], label: str) -> int:
@@ -493,9 +507,10 @@ def materialize_recipe(instance: dg.DagsterInstance, bundle: RecipeBundle, defs:
                 else {PARTITION_TAGS[1]: order[0], PARTITION_TAGS[2]: order[-1]})
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(bundle.asset_keys))
     log.info(f"materializing {bundle.name} for {tags}")
-    result = job.execute_in_process(instance=instance, raise_on_error=False,
-                                    run_config={"loggers": loggers} if loggers else None,
-                                    tags={**tags, RECIPE_TAG: bundle.name, **(extra_tags or {})})
+    with frozen_heap():
+        result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                        run_config={"loggers": loggers} if loggers else None,
+                                        tags={**tags, RECIPE_TAG: bundle.name, **(extra_tags or {})})
     return result, run_summary(bundle, result), tags
 
 

@@ -127,6 +127,11 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             with self._pools.transaction(url) as conn:
                 yield conn
 
+    def has_table(self, table_name: str) -> bool:
+        # Dagster's builds an engine for each look (every read of dynamic partitions makes one)
+        with self._pools.transaction(self.conn_string_for_shard(INDEX_SHARD_NAME)) as conn:
+            return bool(conn.dialect.has_table(conn, table_name))
+
     def _created_from_template(self, path: str) -> bool:
         """Create the run database ``path`` as a copy of the template; False when it exists."""
         if os.path.exists(path):

@@ -78,7 +78,8 @@ class KeyStore(Protocol):
 
 def stage_recipe(recipe: Recipe, stage: Stage) -> Recipe:
     """The engine recipe of a stage: its OPs, Parquet partition files, stats carried in the rows."""
-    return stage.recipe(recipe, export_type="parquet", keep_stats_in_res_ds=True, export_shard_size=0)
+    return stage.recipe(recipe, export_type="parquet", keep_stats_in_res_ds=True, export_shard_size=0,
+                        export_compression=recipe.stage_compression)
 
 
 def safe_name(key: str) -> str:

@@ -176,6 +176,11 @@ def test_gz_input_parquet_output_and_sharding(tmp_path):
     table = pa.concat_tables([pq.read_table(p) for p in report.outputs])
     assert table.column("n").to_pylist() == list(range(40))
     assert not list((tmp_path / "out").glob(".*tmp*"))
+    assert {pq.ParquetFile(p).metadata.row_group(0).column(0).compression for p in report.outputs} == {"SNAPPY"}
+
+    recipe = recipe.model_copy(update={"export_compression": "zstd", "export_shard_size": 0})
+    (path,) = LocalExecutor(recipe, progress=False).run(export_path=tmp_path / "zstd" / "res.parquet").outputs
+    assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
 
 
 def test_parquet_input_and_keep_stats(tmp_path):

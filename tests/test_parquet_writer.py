@@ -29,3 +29,14 @@ def test_conflicting_types_are_reported(tmp_path):
     with pytest.raises(ValueError, match="changes type"):
         w.write_table(pa.Table.from_pylist([{"id": "x"}]))
     w.abort()
+
+
+@pytest.mark.parametrize("codec, stored", [("snappy", "SNAPPY"), ("lz4", "LZ4"), ("none", "UNCOMPRESSED")])
+def test_codec(tmp_path, codec, stored):
+    w = ParquetWriter(tmp_path / "out.parquet", compression=codec)
+    w.write_table(pa.Table.from_pylist([{"text": "a"}]))
+    w.write_table(pa.Table.from_pylist([{"text": "b", "n": 1}]))  # a rewrite (new column) keeps the codec
+    (path,) = w.close()
+    column = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    assert column.compression == stored
+    assert pq.read_table(path).column("text").to_pylist() == ["a", "b"]

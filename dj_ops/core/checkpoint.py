@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 #: recipe keys that cannot change the result of a chunk: changing them keeps the checkpoint valid
 NEUTRAL_KEYS = frozenset({
-    "np", "use_checkpoint", "checkpoint_dir", "export_path", "export_shard_size", "export_in_parallel",
+    "np", "use_checkpoint", "checkpoint_dir", "export_path", "export_shard_size", "export_compression", "stage_compression", "export_in_parallel",
     "executor_type", "ray_address", "open_monitor", "use_cache", "ds_cache_dir", "cache_compress", "temp_dir",
     "stages", "schedule", "inbox_path", "partition_rows", "min_keep_ratio", "max_keep_ratio", "project_name",
 })

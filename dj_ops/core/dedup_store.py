@@ -255,7 +255,7 @@ def finish_partition(recipe: Recipe, cut: int, head: PartitionKeys, removed: np.
         report = LocalExecutor(rest, progress=False, log=log, bad_rows_path=bad_rows_path).run(
             [rows_file], None, export_path, None, skip, append_bad_rows=True)
     else:
-        report = _kept_rows(recipe.project_name, rows_file, removed, export_path)
+        report = _kept_rows(recipe.project_name, rows_file, removed, export_path, recipe.export_compression)
     first = head.report
     dedup_row = {**first.ops[cut], "rows_out": first.ops[cut]["rows_in"] - int(removed.sum())}
     report.ops = first.ops[:cut] + [dedup_row] + report.ops
@@ -266,7 +266,7 @@ def finish_partition(recipe: Recipe, cut: int, head: PartitionKeys, removed: np.
     return report
 
 
-def _kept_rows(name: str, rows_file: Path, removed: np.ndarray, export_path: Path) -> RunReport:
+def _kept_rows(name: str, rows_file: Path, removed: np.ndarray, export_path: Path, compression: str) -> RunReport:
     """The output of a chain that ends at its deduplicator: the rows file minus the removed rows
     (the rows are already in the stage's Parquet layout, stats included), written atomically.
     One row group at a time; the kept rows are zero-copy slices (runs between removed rows)."""
@@ -274,7 +274,7 @@ def _kept_rows(name: str, rows_file: Path, removed: np.ndarray, export_path: Pat
     source = pq.ParquetFile(rows_file)
     if len(removed) != source.metadata.num_rows:
         raise RuntimeError(f"{rows_file}: {source.metadata.num_rows} rows for {len(removed)} dedup decisions")
-    writer = ParquetWriter(export_path)
+    writer = ParquetWriter(export_path, compression=compression)
     rows_out = start = 0
     try:
         for i in range(source.num_row_groups):

@@ -11,7 +11,7 @@ size; output order is the input order whatever ``np`` is.
 from __future__ import annotations
 
 import collections
-import gc
+import contextlib
 import itertools
 import multiprocessing as mp
 import os
@@ -35,6 +35,7 @@ from . import checkpoint
 from .constants import Fields
 from .faults import die_with_parent, worker_crashed
 from .fusion import Plan, build_plan, sequential_plan, shared_slice
+from .heap import frozen_heap
 from .recipe import Recipe
 
 MEDIA_KEYS = ("image_key", "video_key", "audio_key")
@@ -472,15 +473,10 @@ class LocalExecutor:
             # pyarrow imports pandas (~0.15 s) on its first conversion of Python objects, to tell
             # pandas types apart: done once here, the workers inherit it instead of each paying it
             pa.array([0])
-            # the coordinator's objects (imports, models, an orchestrator's) move to the permanent
-            # generation: the workers' garbage collections skip them instead of touching (and so
-            # copying) every page they live on
-            gc.freeze()
-        try:
+        # the coordinator's objects (imports, models, an orchestrator's) stay out of the workers'
+        # garbage collections, which would otherwise touch (and so copy) every page they live on
+        with frozen_heap() if fork else contextlib.nullcontext():
             yield from self._pool_results(chunks, record, ctx, analyze, plan, np_)
-        finally:
-            if fork:
-                gc.unfreeze()
 
     def _pool_results(self, chunks: Iterator[Chunk | ChunkResult], record: checkpoint.ChunkStore | None, ctx,
                       analyze: bool, plan: dict, np_: int) -> Iterator[ChunkResult]:
@@ -774,6 +770,7 @@ class _Outputs:
         self.parquet = recipe.resolved_export_type == "parquet" if not per_source else \
             all(str(p).endswith(".parquet") for p in self.per_source.values())
         self.shard_size = recipe.export_shard_size
+        self.compression = recipe.export_compression
         self.has_stats = has_stats
         self.open: dict[Path, tuple[Any, Any]] = {}
         if not per_source:
@@ -784,7 +781,8 @@ class _Outputs:
 
     def _get(self, path: Path):
         if path not in self.open:
-            writer = ParquetWriter(path, self.shard_size) if self.parquet else JsonlWriter(path, self.shard_size)
+            writer = ParquetWriter(path, self.shard_size, self.compression) if self.parquet \
+                else JsonlWriter(path, self.shard_size)
             stats = JsonlWriter(stats_path_for(path)) if self.has_stats else None
             self.open[path] = (writer, stats)
         return self.open[path]

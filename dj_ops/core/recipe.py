@@ -21,6 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from .registry import data_juicer_op_names, load_all_ops
 
 
+#: Parquet codecs the writers take (pyarrow's names; "lz4" writes Parquet's LZ4_RAW)
+ParquetCodec = Literal["snappy", "lz4", "zstd", "gzip", "none"]
+
+
 class RecipeError(ValueError):
     """A recipe that cannot run; the message names the offending key and the valid choices."""
 
@@ -98,6 +102,8 @@ class Recipe(BaseModel):
     export_in_parallel: bool = False
     keep_stats_in_res_ds: bool = False
     keep_hashes_in_res_ds: bool = False
+    #: codec of Parquet exports (this project's key; Data-Juicer writes snappy, which every reader takes)
+    export_compression: ParquetCodec = "snappy"
     # execution
     np: int = 4
     batch_size: int = 1000
@@ -156,6 +162,10 @@ class Recipe(BaseModel):
     #: folder watched by the recipe's inbox sensor (default <project>/inbox/<name>, sensor off): each new
     #: file becomes a partition and a run; files there are part of the dataset
     inbox_path: str | None = None
+    #: codec of the stages' partition files, which the next stage and the export read back: lz4 writes
+    #: faster and reads ~3x faster than snappy (readers need Parquet's LZ4_RAW: pyarrow >= 8, Spark >= 3.3,
+    #: DuckDB, polars); snappy, zstd, gzip or none also work
+    stage_compression: ParquetCodec = "lz4"
     #: input files with more rows than this are split into partitions of this many rows (0: never)
     partition_rows: int = 100_000
     #: bounds of the overall keep ratio (exported rows / input rows), an asset check on the export

@@ -110,9 +110,10 @@ class ParquetWriter:
     row is ever lost and every reader sees one schema.
     """
 
-    def __init__(self, path: str | Path, shard_size: int = 0):
+    def __init__(self, path: str | Path, shard_size: int = 0, compression: str = "snappy"):
         self.files = _ShardedFiles(Path(path), shard_size)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.compression = compression
         self.writer: pq.ParquetWriter | None = None
         self.schema: pa.Schema | None = None
         self.rows = 0
@@ -139,7 +140,7 @@ class ParquetWriter:
     def _widen(self, schema: pa.Schema) -> None:
         self.writer.close()
         old = self.files.tmp_paths[-1]
-        self.writer = pq.ParquetWriter(self.files.renew_current(), schema)
+        self.writer = pq.ParquetWriter(self.files.renew_current(), schema, compression=self.compression)
         for batch in pq.ParquetFile(old).iter_batches():
             self.writer.write_table(_promote(schema, pa.Table.from_batches([batch])))
         old.unlink()
@@ -149,7 +150,7 @@ class ParquetWriter:
         if self.writer is not None:
             self.writer.close()
         self.schema = schema
-        self.writer = pq.ParquetWriter(self.files.new_tmp(), schema)
+        self.writer = pq.ParquetWriter(self.files.new_tmp(), schema, compression=self.compression)
 
     def close(self) -> list[Path]:
         if self.writer is None:

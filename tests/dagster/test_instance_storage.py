@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 import pytest
+from dagster._core.storage.event_log.sqlite import sqlite_event_log
 
 from dj_assets.instance_storage import OPEN_FILES
 
@@ -117,3 +118,16 @@ def test_new_run_databases_are_copies_of_dagsters_own_initialisation(home):
         # Dagster's own tools see runs only: the template is no run database
         assert sorted(instance.event_log_storage.get_all_run_ids()) == sorted(r.run_id for r in instance.get_runs())
         instance.upgrade()
+
+
+def test_table_lookups_use_the_pool(home, monkeypatch):
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        assert storage.has_table("dynamic_partitions") and not storage.has_table("no_such_table")
+        # every read of dynamic partitions looks the table up: Dagster's own lookup builds an engine
+        def no_new_engine(*args, **kwargs):
+            raise AssertionError("a new engine was built")
+
+        monkeypatch.setattr(sqlite_event_log, "create_engine", no_new_engine)
+        instance.add_dynamic_partitions("shards", ["a", "b"])
+        assert instance.get_dynamic_partitions("shards") == ["a", "b"] and instance.has_dynamic_partition("shards", "b")

@@ -92,6 +92,16 @@ def test_single_partitions_and_global_dedup_context(instance, demo_data, tmp_pat
     mat = res.asset_materializations_for_node("demo__cleaned")[0]
     assert (mat.partition, mat.metadata["rows_in"].value, mat.metadata["rows_out"].value) == ("forum.jsonl", 61, 60)
     assert all(c.passed for c in res.get_asset_check_evaluations())
+    # stage files in the recipe's stage codec (lz4 by default), the export in its own (snappy)
+    codec = pq.ParquetFile(storage / "filtered" / "forum.jsonl.parquet").metadata.row_group(0).column(0).compression
+    assert codec == "LZ4"
+
+    # a range running backwards names nothing to do
+    res = materialize(defs, instance, [bundle.key("cleaned")],
+                      tags={"dagster/asset_partition_range_start": "reviews_home.jsonl",
+                            "dagster/asset_partition_range_end": "forum.jsonl"})
+    assert not res.success
+    assert "comes before" in next(e for e in res.all_events if e.is_step_failure).step_failure_data.error.message
 
     # the global stage of the last partition needs every earlier partition of its upstream
     res = materialize(defs, instance, [bundle.key("deduped")], partition_key="reviews_home.jsonl")
