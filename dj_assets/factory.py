@@ -467,20 +467,20 @@ def _export_partitions(context: dg.AssetExecutionContext, bundle: RecipeBundle, 
 
 
 def _sum_latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, partitions: list[str], label: str) -> int:
-    """Sum over ``partitions`` of a number in each one's latest materialization metadata."""
-    found: dict[str, int] = {}
-    cursor = None
-    while len(found) < len(partitions):
-        page = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=1000, cursor=cursor)
+    """Sum over ``partitions`` of a number in each one's latest materialization metadata.  Reads
+    one record per partition, however often the partitions were materialized before."""
+    latest = instance.event_log_storage.get_latest_storage_id_by_partition(
+        key, dg.DagsterEventType.ASSET_MATERIALIZATION, set(partitions))
+    ids = sorted(latest.values())
+    total = 0
+    for start in range(0, len(ids), 1000):
+        page = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, storage_ids=ids[start:start + 1000]),
+                                               limit=1000)
         for rec in page.records:
             mat = rec.asset_materialization
-            if mat is not None and mat.partition not in found and label in mat.metadata:
-                found[mat.partition] = int(mat.metadata[label].value)
-        if not page.has_more:
-            break
-        cursor = page.cursor
-    return sum(found.values())
+            if mat is not None and label in mat.metadata:
+                total += int(mat.metadata[label].value)
+    return total
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""frozen_heap: the collector skips the objects alive on entry, and gets every object back on exit."""
+"""frozen_heap: the collector skips the objects alive on entry; they return to it at the next
+frozen_heap (or thaw), and garbage among them is collected then."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import weakref
 
 import pytest
 
-from dj_ops.core.heap import frozen_heap
+from dj_ops.core.heap import frozen_heap, thaw
 
 
 @pytest.fixture(autouse=True)
 def unfrozen():
+    thaw()
     assert gc.get_freeze_count() == 0
     yield
+    thaw()
     gc.unfreeze()
 
 
@@ -22,7 +25,7 @@ class Node:
         self.me = self  # a cycle: only the cyclic collector frees it
 
 
-def test_nested_uses_freeze_more_and_the_outermost_exit_unfreezes():
+def test_nested_uses_freeze_more_and_the_heap_stays_frozen_until_thawed():
     before = Node()
     with frozen_heap():
         frozen = gc.get_freeze_count()
@@ -31,12 +34,22 @@ def test_nested_uses_freeze_more_and_the_outermost_exit_unfreezes():
         with frozen_heap():
             assert gc.get_freeze_count() >= frozen + len(made_inside)
         assert gc.get_freeze_count() > 0  # the inner exit leaves the heap frozen
-    assert gc.get_freeze_count() == 0
-    # objects frozen on entry are collectable again once they are garbage
+    assert gc.get_freeze_count() > 0  # and so does the outer one: no full collection after the work
     gone = weakref.ref(before)
     del before
     gc.collect()
-    assert gone() is None
+    assert gone() is not None  # frozen garbage waits ...
+    thaw()
+    assert gc.get_freeze_count() == 0 and gone() is None  # ... until the heap is thawed
+
+
+def test_the_next_work_frees_what_the_last_one_left():
+    with frozen_heap():
+        left = Node()
+    gone = weakref.ref(left)
+    del left
+    with frozen_heap():
+        assert gone() is None
 
 
 def test_garbage_made_during_the_work_is_collected_while_frozen():
@@ -52,4 +65,6 @@ def test_a_heap_frozen_elsewhere_is_left_as_it_is():
     with frozen_heap():
         Node()
         assert gc.get_freeze_count() == count
+    assert gc.get_freeze_count() == count
+    thaw()
     assert gc.get_freeze_count() == count

@@ -6,7 +6,12 @@ takes 70-100 ms, and a run of a few seconds triggers several.  Objects alive whe
 (imports, definitions, loaded models) live on anyway: :func:`frozen_heap` moves them to the
 collector's permanent generation (``gc.freeze``), so collections during the work only walk what
 the work made, and forked workers never touch (and so copy) the pages those objects live on.
-Every object returns to the collector when the outermost ``frozen_heap`` exits.
+
+The heap stays frozen after the work: most processes do one run and exit (``dj-process``,
+``dagster job execute``, Dagster's run and step workers), and unfreezing would only start the
+full collection the freeze avoided.  The next ``frozen_heap`` of the process first returns every
+object to the collector and collects, so garbage left by one run never outlives the next run's
+start; :func:`thaw` does that at once (e.g. a long-lived process done with its runs).
 """
 
 from __future__ import annotations
@@ -18,17 +23,27 @@ from contextlib import contextmanager
 
 _lock = threading.Lock()
 _depth = 0
-_owner = False  # the outermost frozen_heap froze the heap, so it unfreezes it
+_owner = False  # the outermost frozen_heap froze the heap (nobody else had)
+_kept = False  # an earlier frozen_heap left the heap frozen
+
+
+def _thaw_kept() -> None:
+    global _kept
+    if _kept:
+        _kept = False
+        gc.unfreeze()
+        gc.collect()
 
 
 @contextmanager
 def frozen_heap() -> Iterator[None]:
-    """Objects alive on entry are out of the collector's reach until the outermost exit.  Nested
+    """Objects alive on entry are out of the collector's reach (see the module's doc).  Nested
     uses also freeze what was made since; a heap frozen by someone else (``gc.freeze`` called
     outside) is left as it is."""
-    global _depth, _owner
+    global _depth, _owner, _kept
     with _lock:
         if _depth == 0:
+            _thaw_kept()
             _owner = gc.get_freeze_count() == 0
         _depth += 1
         if _owner:
@@ -39,4 +54,11 @@ def frozen_heap() -> Iterator[None]:
         with _lock:
             _depth -= 1
             if _depth == 0 and _owner:
-                gc.unfreeze()
+                _kept = True
+
+
+def thaw() -> None:
+    """Every object frozen by :func:`frozen_heap` back to the collector, and a full collection."""
+    with _lock:
+        if _depth == 0:
+            _thaw_kept()

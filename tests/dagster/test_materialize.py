@@ -244,3 +244,20 @@ def test_recipe_without_ops_converts_format(instance, tmp_path):
     assert result.success and result.output_for_node("r_run")["failed_checks"] == []
     assert pq.read_table(tmp_path / "out" / "r.parquet").to_pylist() == [{"id": 1, "body": "no text field"},
                                                                          {"id": 2, "body": "x"}]
+
+
+def test_export_sums_each_partitions_latest_metadata(instance):
+    from dj_assets.factory import _sum_latest_metadata
+
+    parts = dg.StaticPartitionsDefinition(["a", "b", "c"])
+
+    @dg.asset(partitions_def=parts, config_schema={"a": int, "b": int, "c": int})
+    def counted(context):
+        return dg.MaterializeResult(metadata={"rows_in": context.op_config[context.partition_key]})
+
+    for values in ({"a": 1, "b": 10, "c": 0}, {"a": 2, "b": 10, "c": 0}, {"a": 3, "b": 10, "c": 0}):
+        for key in ("a", "b"):
+            assert dg.materialize([counted], instance=instance, partition_key=key,
+                                  run_config={"ops": {"counted": {"config": values}}}).success
+    assert _sum_latest_metadata(instance, counted.key, ["a", "b", "c"], "rows_in") == 3 + 10
+    assert _sum_latest_metadata(instance, counted.key, ["a"], "rows_in") == 3
