@@ -154,9 +154,10 @@ def main() -> int:
             results["cli_dagster"].append(wall)
             for k, c in zip(results, CPU[-len(results):]):
                 cpu[k].append(c)
-            same = len({(out / f"{k}.jsonl").read_bytes() for k in ("engine", "dagster", "dagster_job", "cli_dagster")}) == 1
+            same = all(len({(out / f"{k}{suffix}").read_bytes() for k in ("engine", "dagster", "dagster_job", "cli_dagster")}) == 1
+                       for suffix in (".jsonl", "_stats.jsonl"))
             print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in results.items())
-                  + f"; outputs identical: {same}", flush=True)
+                  + f"; outputs and stats files identical: {same}", flush=True)
             if not same:
                 print("error: the Dagster output differs from the engine's", file=sys.stderr)
                 return 1

@@ -42,13 +42,14 @@ def export_dataset(recipe: Recipe, files: list[Path]) -> ExportResult:
             for batch in pq.ParquetFile(f).iter_batches(batch_size=recipe.batch_size):
                 table = pa.Table.from_batches([batch])
                 if split_stats and Fields.stats in table.column_names:
-                    stats = table.column(Fields.stats).to_pylist()
+                    column = table.column(Fields.stats)
+                    stats = column.to_pylist()
                     table = table.drop_columns([Fields.stats])
                     if stats_writer is not None:
                         # a stage's struct holds every stat key; rows only own those computed for them
-                        stats_writer.write_lines([
-                            orjson.dumps({Fields.stats: {k: v for k, v in (s or {}).items() if v is not None}}, option=opt)
-                            for s in stats])
+                        if _has_nulls(column):
+                            stats = [{k: v for k, v in (s or {}).items() if v is not None} for s in stats]
+                        stats_writer.write_lines([orjson.dumps({Fields.stats: s}, option=opt) for s in stats])
                 if not table.num_rows:
                     continue
                 schema = table.schema if not schema.names else schema
@@ -65,3 +66,9 @@ def export_dataset(recipe: Recipe, files: list[Path]) -> ExportResult:
     outputs = [str(p) for p in writer.close()]
     stats_file = str(stats_writer.close()[0]) if stats_writer is not None else None
     return ExportResult(rows, outputs, stats_file, schema)
+
+
+def _has_nulls(column: pa.ChunkedArray) -> bool:
+    """Whether a struct column has a null anywhere (a row, or a field of a row)."""
+    return column.null_count > 0 or (pa.types.is_struct(column.type) and any(
+        chunk.field(i).null_count for chunk in column.chunks for i in range(column.type.num_fields)))

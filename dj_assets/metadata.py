@@ -15,6 +15,7 @@ from collections import Counter
 import dagster as dg
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dj_ops.core.constants import Fields
@@ -50,8 +51,9 @@ def ops_table(ops: list[dict]) -> dg.TableMetadataValue:
 # stats of the kept rows
 
 
-def read_stats(path, keys: tuple[str, ...]) -> dict[str, list]:
-    """The ``__dj__stats__`` values of ``keys`` in a partition file (per-item lists flattened)."""
+def read_stats(path, keys: tuple[str, ...]) -> dict[str, list | np.ndarray]:
+    """The ``__dj__stats__`` values of ``keys`` in a partition file (per-item lists flattened, nulls
+    dropped): numbers as a float array, other values (labels, flags) as a list."""
     pf = pq.ParquetFile(path)
     if Fields.stats not in pf.schema_arrow.names or not keys:
         return {}
@@ -64,16 +66,20 @@ def read_stats(path, keys: tuple[str, ...]) -> dict[str, list]:
         values = pa.chunked_array([c.field(key) for c in col.chunks], type=struct_type.field(key).type)
         if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
             values = pa.chunked_array([c.flatten() for c in values.chunks])
-        out[key] = [v for v in values.to_pylist() if v is not None]
+        values = pc.drop_null(values)
+        if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+            out[key] = values.to_numpy().astype(np.float64, copy=False)
+        else:
+            out[key] = values.to_pylist()
     return out
 
 
-def stats_summary(stats: dict[str, list]) -> tuple[dg.TableMetadataValue, str]:
+def stats_summary(stats: dict[str, list | np.ndarray]) -> tuple[dg.TableMetadataValue, str]:
     """A summary table (count, mean, std, quartiles / top value) and Markdown histograms."""
     records, charts = [], []
     for key, values in stats.items():
-        nums = np.asarray([v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)],
-                          dtype=np.float64)
+        nums = values if isinstance(values, np.ndarray) else np.asarray(
+            [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)], dtype=np.float64)
         if len(nums):
             q = np.percentile(nums, [0, 25, 50, 75, 100])
             std = float(nums.std(ddof=1)) if len(nums) > 1 else 0.0
