@@ -98,6 +98,15 @@ def _wal_normal_sync(dbapi_connection, _record) -> None:
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
+def _stamped(engine: db.engine.Engine) -> bool:
+    """Whether a database carries an alembic revision (Dagster initialised it)."""
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").first() is not None
+    except db.exc.OperationalError:  # no such table: a new database
+        return False
+
+
 def _close_idle_before_fork() -> None:
     for pools in list(_ALL_POOLS):
         pools.close_idle()
@@ -126,6 +135,13 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with self._pools.transaction(url) as conn:
                 yield conn
+
+    def _initdb(self, engine: db.engine.Engine, for_index_shard: bool = False) -> None:
+        # Dagster's reads every alembic migration script (~30 ms per process) to compare the
+        # database's revision with the newest, and only acts on a database with no revision
+        # stamped (a new one); migrations are `dagster instance migrate`'s job
+        if not _stamped(engine):
+            super()._initdb(engine, for_index_shard)
 
     def has_table(self, table_name: str) -> bool:
         # Dagster's builds an engine for each look (every read of dynamic partitions makes one)

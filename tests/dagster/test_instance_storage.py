@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 import pytest
+from dagster._core.storage import sql
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
 
 from dj_assets.instance_storage import OPEN_FILES
@@ -131,3 +132,15 @@ def test_table_lookups_use_the_pool(home, monkeypatch):
         monkeypatch.setattr(sqlite_event_log, "create_engine", no_new_engine)
         instance.add_dynamic_partitions("shards", ["a", "b"])
         assert instance.get_dynamic_partitions("shards") == ["a", "b"] and instance.has_dynamic_partition("shards", "b")
+
+
+def test_initialised_event_databases_skip_the_migration_scripts(home, monkeypatch):
+    with dg.DagsterInstance.get() as instance:
+        assert dg.materialize([numbers], instance=instance).success  # initialises the index database
+    with dg.DagsterInstance.get() as instance:  # as the next process: the files exist
+        def no_scripts(*args, **kwargs):
+            raise AssertionError("alembic migration scripts loaded")
+
+        monkeypatch.setattr(sql.ScriptDirectory, "from_config", no_scripts)
+        assert dg.materialize([numbers], instance=instance).success
+        assert len(instance.get_runs()) == 2
