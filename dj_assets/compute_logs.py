@@ -30,6 +30,8 @@ from dagster._utils import ensure_file, touch_file
 
 #: seconds between two looks at a captured file (the rest is copied when the capture ends)
 POLL_SECONDS = 0.1
+#: seconds the end of a capture waits for the console to take the rest
+DRAIN_SECONDS = 10.0
 
 
 class InProcessComputeLogManager(LocalComputeLogManager):
@@ -78,8 +80,10 @@ def _mirrored(stream, path: str):
             yield
     finally:
         stop.set()
-        copier.join()
-        os.close(console)
+        # the files have everything; a console nobody reads (a full pipe) must not hold the step
+        copier.join(timeout=DRAIN_SECONDS)
+        if not copier.is_alive():
+            os.close(console)
 
 
 def _copy_appended(path: str, start: int, console: int, stop: threading.Event) -> None:
