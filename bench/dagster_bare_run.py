@@ -3,7 +3,8 @@ partitioned assets and the export in one asset run, 3 asset checks each, a littl
 in-process against the persistent SQLite instance of $DAGSTER_HOME (the floor under
 bench/dagster_overhead.py's Dagster figure).
 
-Usage: DAGSTER_HOME=$(mktemp -d) .venv/bin/python bench/dagster_bare_run.py
+Usage (the repository's instance configuration; without a dagster.yaml, Dagster's defaults):
+    H=$(mktemp -d); cp .dagster_home/dagster.yaml $H/; DAGSTER_HOME=$H .venv/bin/python bench/dagster_bare_run.py
 """
 
 import time
