@@ -155,8 +155,7 @@ def _stage_asset(bundle: RecipeBundle, stage: Stage, upstream_key: dg.AssetKey |
     if upstream_key is None:
         @dg.asset(deps=[bundle.key("input_shards")], **common)
         def first_stage(context: dg.AssetExecutionContext, config: EngineConfig):
-            with frozen_heap():
-                yield from _materialize_stage(context, bundle, stage, None, config)
+            yield from _materialize_stage(context, bundle, stage, None, config)
 
         return first_stage
 
@@ -164,8 +163,7 @@ def _stage_asset(bundle: RecipeBundle, stage: Stage, upstream_key: dg.AssetKey |
 
     @dg.asset(ins={"upstream": dg.AssetIn(key=upstream_key, partition_mapping=mapping)}, **common)
     def later_stage(context: dg.AssetExecutionContext, config: EngineConfig, upstream: dict[str, Shard]):
-        with frozen_heap():
-            yield from _materialize_stage(context, bundle, stage, upstream, config)
+        yield from _materialize_stage(context, bundle, stage, upstream, config)
 
     return later_stage
 
@@ -412,58 +410,51 @@ def _export_asset(bundle: RecipeBundle, last_key: dg.AssetKey) -> dg.AssetsDefin
         metadata={"export_path": dg.MetadataValue.path(recipe.export_path)},
     )
     def export(context: dg.AssetExecutionContext, upstream: dict[str, Shard]) -> dg.MaterializeResult:
-        with frozen_heap():
-            return _export_partitions(context, bundle, last_key, upstream)
+        from .export import export_dataset
+
+        # partitions still waiting for their run (several inbox files landed at once) join later
+        pending = [k for k, s in upstream.items() if not UPath(s.path).exists()]
+        if pending:
+            context.log.warning(f"{len(pending)} partition(s) not materialized yet, not in this export: {pending[:10]}")
+        ready = {k: s for k, s in upstream.items() if k not in pending}
+        if not ready:
+            raise dg.Failure(f"nothing to export: no partition of {last_key.to_user_string()} is materialized")
+        storage = context.resources.dj_storage
+        with storage.local_files(list(ready.values())) as files:
+            result = export_dataset(recipe, files)
+        rows_in = _sum_latest_metadata(context.instance, bundle.key(bundle.stages[0].name), list(ready), "rows_in")
+        funnel = [("input", rows_in)] + [
+            (st.name, sum(storage.row_count(str(storage.partition_path(bundle.key(st.name), k))) or 0 for k in ready))
+            for st in bundle.stages]
+        ratio = result.rows / rows_in if rows_in else 1.0
+        lo, hi = recipe.min_keep_ratio, recipe.max_keep_ratio
+        text_key = recipe.text_key if any(st.uses_text for st in bundle.stages) else None
+        schema_issues = schema_problems(result.schema, text_key, [], ()) if result.rows else []
+        return dg.MaterializeResult(
+            metadata={
+                "rows": result.rows,
+                "rows_in": rows_in,
+                "keep_ratio": round(ratio, 4),
+                "partitions": len(ready),
+                "partitions_pending": dg.MetadataValue.json(pending),
+                "path": dg.MetadataValue.path(result.outputs[0] if len(result.outputs) == 1 else recipe.export_path),
+                "outputs": dg.MetadataValue.json(result.outputs),
+                "stats_file": dg.MetadataValue.path(result.stats_file) if result.stats_file else None,
+                "rows_per_stage": dg.MetadataValue.md(
+                    "| stage | rows |\n|---|---|\n" + "\n".join(f"| {n} | {r} |" for n, r in funnel)),
+                "columns": dg.MetadataValue.table_schema(dg.TableSchema(columns=[
+                    dg.TableColumn(f.name, str(f.type)) for f in result.schema])),
+            },
+            check_results=[
+                dg.AssetCheckResult(check_name="non_empty", passed=result.rows > 0),
+                dg.AssetCheckResult(check_name="schema", passed=not schema_issues,
+                                    metadata={"problems": dg.MetadataValue.json(schema_issues)}),
+                dg.AssetCheckResult(check_name="keep_ratio", passed=lo <= ratio <= hi,
+                                    metadata={"bounds": dg.MetadataValue.json([lo, hi]), "keep_ratio": round(ratio, 4)}),
+            ],
+        )
 
     return export
-
-
-def _export_partitions(context: dg.AssetExecutionContext, bundle: RecipeBundle, last_key: dg.AssetKey,
-                       upstream: dict[str, Shard]) -> dg.MaterializeResult:
-    from .export import export_dataset
-
-    recipe = bundle.recipe
-    # partitions still waiting for their run (several inbox files landed at once) join later
-    pending = [k for k, s in upstream.items() if not UPath(s.path).exists()]
-    if pending:
-        context.log.warning(f"{len(pending)} partition(s) not materialized yet, not in this export: {pending[:10]}")
-    ready = {k: s for k, s in upstream.items() if k not in pending}
-    if not ready:
-        raise dg.Failure(f"nothing to export: no partition of {last_key.to_user_string()} is materialized")
-    storage = context.resources.dj_storage
-    with storage.local_files(list(ready.values())) as files:
-        result = export_dataset(recipe, files)
-    rows_in = _sum_latest_metadata(context.instance, bundle.key(bundle.stages[0].name), list(ready), "rows_in")
-    funnel = [("input", rows_in)] + [
-        (st.name, sum(storage.row_count(str(storage.partition_path(bundle.key(st.name), k))) or 0 for k in ready))
-        for st in bundle.stages]
-    ratio = result.rows / rows_in if rows_in else 1.0
-    lo, hi = recipe.min_keep_ratio, recipe.max_keep_ratio
-    text_key = recipe.text_key if any(st.uses_text for st in bundle.stages) else None
-    schema_issues = schema_problems(result.schema, text_key, [], ()) if result.rows else []
-    return dg.MaterializeResult(
-        metadata={
-            "rows": result.rows,
-            "rows_in": rows_in,
-            "keep_ratio": round(ratio, 4),
-            "partitions": len(ready),
-            "partitions_pending": dg.MetadataValue.json(pending),
-            "path": dg.MetadataValue.path(result.outputs[0] if len(result.outputs) == 1 else recipe.export_path),
-            "outputs": dg.MetadataValue.json(result.outputs),
-            "stats_file": dg.MetadataValue.path(result.stats_file) if result.stats_file else None,
-            "rows_per_stage": dg.MetadataValue.md(
-                "| stage | rows |\n|---|---|\n" + "\n".join(f"| {n} | {r} |" for n, r in funnel)),
-            "columns": dg.MetadataValue.table_schema(dg.TableSchema(columns=[
-                dg.TableColumn(f.name, str(f.type)) for f in result.schema])),
-        },
-        check_results=[
-            dg.AssetCheckResult(check_name="non_empty", passed=result.rows > 0),
-            dg.AssetCheckResult(check_name="schema", passed=not schema_issues,
-                                metadata={"problems": dg.MetadataValue.json(schema_issues)}),
-            dg.AssetCheckResult(check_name="keep_ratio", passed=lo <= ratio <= hi,
-                                metadata={"bounds": dg.MetadataValue.json([lo, hi]), "keep_ratio": round(ratio, 4)}),
-        ],
-    )
 
 
 def _sum_latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, partitions: list[str], label: str) -> int:

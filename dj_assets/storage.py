@@ -25,6 +25,8 @@ import dagster as dg
 import pyarrow.parquet as pq
 from upath import UPath
 
+from dj_ops.core.heap import frozen_heap
+
 from .shards import Shard
 
 STAGING = ".staging"
@@ -34,6 +36,13 @@ class DJStorage(dg.ConfigurableResource):
     """Where stage partitions live (``root``: a folder or an fsspec URI)."""
 
     root: str
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[DJStorage]:
+        # every step of a recipe uses this storage: while the run (a step, in a process of its
+        # own) goes on, the objects the process holds stay out of the collector's full passes
+        with frozen_heap(), super().yield_for_execution(context) as resource:
+            yield resource
 
     @property
     def base(self) -> UPath:

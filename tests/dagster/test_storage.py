@@ -68,3 +68,22 @@ def test_parquet_partition_with_late_columns_keeps_every_row(instance, tmp_path)
     assert table.num_rows == 4 and set(table.column_names) == {"text", "images", "n"}
     assert table.column("n").to_pylist() == [1.0, 1.0, 1.0, 1.5]
     assert len(read_jsonl(tmp_path / "out" / "r.jsonl")) == 4
+
+
+def test_a_run_using_the_storage_keeps_the_heap_out_of_full_collections(tmp_path):
+    import gc
+
+    from dj_ops.core.heap import thaw
+
+    thaw()
+    seen = []
+
+    @dg.asset(required_resource_keys={"dj_storage"})
+    def probe() -> None:
+        seen.append(gc.get_freeze_count())
+
+    assert gc.get_freeze_count() == 0
+    assert dg.materialize([probe], resources={"dj_storage": DJStorage(root=str(tmp_path))}).success
+    assert seen[0] > 0  # frozen for the run, by the resource
+    thaw()
+    assert gc.get_freeze_count() == 0
