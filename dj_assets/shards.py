@@ -90,8 +90,10 @@ def inbox_files(inbox: Path) -> list[tuple[str, Path, int]]:
     return found
 
 
-def count_rows(path: Path) -> int | None:
-    """Records in a file, or None when it cannot be split by row (JSON arrays, Arrow)."""
+def count_rows(path: Path, at_most: int | None = None) -> int | None:
+    """Records in a file, or None when it cannot be split by row (JSON arrays, Arrow).  With
+    ``at_most``, JSON lines are counted only until there are more: a larger count is returned then,
+    not necessarily the file's."""
     name = path.name.lower()
     try:
         if name.endswith(".parquet"):
@@ -101,9 +103,11 @@ def count_rows(path: Path) -> int | None:
             opener = gzip.open if name.endswith(".gz") else open
             n, last = 0, b"\n"
             with opener(path, "rb") as f:
-                while block := f.read(1 << 22):
+                while block := f.read(1 << 20):
                     n += block.count(b"\n")
                     last = block[-1:]
+                    if at_most is not None and n > at_most:
+                        return n
             return n + (last != b"\n")
     except (OSError, EOFError, pa.ArrowInvalid) as exc:
         raise DatasetFormatError(f"{path}: cannot be read ({exc})") from None

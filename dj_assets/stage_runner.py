@@ -96,11 +96,13 @@ SMALL_PARTITION_ROWS = 2000
 
 
 def estimated_rows(shard: Shard, file: Path) -> int | None:
+    """A shard's rows, exact up to SMALL_PARTITION_ROWS (past it, some larger number); None when
+    they cannot be counted cheaply."""
     if shard.row_range is not None:
         return shard.row_range[1] - shard.row_range[0]
     if file.name.endswith(".parquet"):
         return parquet_rows(file)
-    return count_rows(file) if file.stat().st_size < (64 << 20) else None
+    return count_rows(file, at_most=SMALL_PARTITION_ROWS) if file.stat().st_size < (64 << 20) else None
 
 
 def keys_ahead(recipe: Recipe, stage: Stage, next_stage: Stage | None) -> Recipe | None:

@@ -87,3 +87,13 @@ def test_a_run_using_the_storage_keeps_the_heap_out_of_full_collections(tmp_path
     assert seen[0] > 0  # frozen for the run, by the resource
     thaw()
     assert gc.get_freeze_count() == 0
+
+
+def test_row_counts_stop_early_when_asked(tmp_path):
+    from dj_assets.shards import count_rows
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(f'{{"text": "{"x" * 100} {i}"}}\n' for i in range(30000)) + '{"text": "last"}')
+    assert count_rows(path) == 30001  # the last line has no newline
+    assert 10 < count_rows(path, at_most=10) < 30001  # counted in blocks, stops past the bound
+    assert count_rows(path, at_most=40000) == 30001
