@@ -44,7 +44,7 @@ DEMO = REPO / "recipes" / "demo" / "data"
 ENGINE = """
 import sys, time
 from pathlib import Path
-from dj_ops.core.executor import LocalExecutor
+from dj_ops.engine import LocalExecutor
 from dj_ops.core.recipe import load_recipe
 recipe = load_recipe(sys.argv[1], {"dataset_path": sys.argv[2], "export_path": sys.argv[3], "np": int(sys.argv[4])})
 t = time.perf_counter()

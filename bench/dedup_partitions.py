@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from dj_assets.build import build_definitions
     from dj_assets.factory import bundle_from_recipe, sync_partitions
-    from dj_ops.core.executor import LocalExecutor
+    from dj_ops.engine import LocalExecutor
     from dj_ops.core.recipe import recipe_from_dict
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -141,7 +141,6 @@ def calibrate(n: int = 16) -> dict[str, float]:
     import numpy as np
 
     from dj_ops.core.batch import Batch
-    from dj_ops.core.fusion import shared_slice
     from dj_ops.core.registry import load_all_ops
 
     rows = [json.loads(line) for line in write_input(n).read_text().splitlines()]
@@ -150,9 +149,9 @@ def calibrate(n: int = 16) -> dict[str, float]:
     aes = ops["image_aesthetics_filter"](hf_scorer_model=str(AESTHETICS_DIR))
     its = ops["image_text_similarity_filter"](hf_clip=str(CLIP_DIR))
     nsfw = ops["image_nsfw_filter"](hf_nsfw_model=str(NSFW_DIR))
-    with shared_slice(batch):
-        for op in (aes, its, nsfw):
-            op.compute_stats(batch)
+    batch.shared_slice = True  # one slice of a fused group: the OPs share its intermediates
+    for op in (aes, its, nsfw):
+        op.compute_stats(batch)
     q = MODEL_CUT_QUANTILE
 
     def cut(key: str, upper: bool = False) -> float:

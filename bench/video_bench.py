@@ -82,16 +82,15 @@ def calibrate() -> dict[str, float]:
     import numpy as np
 
     from dj_ops.core.batch import Batch
-    from dj_ops.core.fusion import shared_slice
     from dj_ops.core.registry import load_all_ops
 
     ops = load_all_ops()
     batch = Batch.from_rows(rows(18))
     aes = ops["video_aesthetics_filter"](hf_scorer_model=str(AESTHETICS_DIR), **SAMPLING)
     sim = ops["video_frames_text_similarity_filter"](hf_clip=str(CLIP_DIR), **SAMPLING)
-    with shared_slice(batch):
-        for op in (aes, sim):
-            op.compute_stats(batch)
+    batch.shared_slice = True  # one slice of a fused group: the OPs share its intermediates
+    for op in (aes, sim):
+        op.compute_stats(batch)
 
     def cut(key: str) -> float:
         return round(float(np.quantile([v[0] for v in batch.stats[key]], MODEL_CUT_QUANTILE)), 6)

@@ -4,7 +4,7 @@ Per recipe ``<name>`` (asset keys prefixed by it, one asset group named after it
 
 - ``<name>/input_shards``: the input files, an external (source) asset; dynamic partitions
   ``<name>_shards``, one per file or row range of a large file (see :mod:`dj_assets.shards`);
-- ``<name>/<stage>``: one partitioned asset per stage (:mod:`dj_ops.core.stages`), whose step
+- ``<name>/<stage>``: one partitioned asset per stage (:mod:`dj_ops.engine.stages`), whose step
   runs the stage's fused OP chain through the engine and writes one Parquet file per partition;
   a global stage (deduplication) stores each partition's keys beside its file and decides its
   partitions against the stored keys of the others (:class:`PartitionKeyStore`);
@@ -32,11 +32,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from dj_ops.core import dedup_store
+from dj_ops.engine import dedup_store
 from dj_ops.core.constants import Fields
 from dj_ops.core.heap import frozen_heap
 from dj_ops.core.recipe import Recipe, load_recipe
-from dj_ops.core.stages import Stage, plan_stages
+from dj_ops.engine.stages import Stage, plan_stages
 
 from . import metadata as md
 from .gpu import GPU_POOL

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dj_ops.core.constants import Fields
-from dj_ops.core.stages import Stage, op_device
+from dj_ops.engine.stages import Stage, op_device
 
 from .stage_runner import SMALL_PARTITION_ROWS, PartitionResult
 

@@ -80,7 +80,7 @@ def process_with_dagster(recipe: Recipe, config_path: str, report_path: str | No
 
 def print_summary(recipe: Recipe, summary: dict) -> dict:
     """Prints what the local executor prints (per-OP table, totals, output files); returns the report."""
-    from dj_ops.core.executor import RunReport
+    from dj_ops.engine import RunReport
 
     stages = summary["stages"]
     ops = [o for st in stages for o in st["ops"]]

@@ -4,7 +4,7 @@ A per-row stage runs partition by partition, so every partition gets its own eng
 (per-OP rows and seconds).  A global stage (deduplication) decides in partition order, so the
 first occurrence in that order survives, exactly as a local run over the same files in the same
 order decides.  With one deduplicator whose keys can be stored (every built-in one), each
-partition's keys are stored beside its output (:mod:`dj_ops.core.dedup_store`): a step keys its
+partition's keys are stored beside its output (:mod:`dj_ops.engine.dedup_store`): a step keys its
 own partitions and reads the stored keys of the others instead of recomputing them.  Otherwise
 the partitions before the requested ones are run again as context (read, not written).
 """
@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dj_ops.core import dedup_store
-from dj_ops.core.executor import LocalExecutor, RunReport, executor_for
+from dj_ops.engine import dedup_store
+from dj_ops.engine import LocalExecutor, RunReport, executor_for
+from dj_ops.engine.sinks import write_duplicate_pairs
 from dj_ops.core.recipe import Recipe
-from dj_ops.core.stages import Stage
+from dj_ops.engine.stages import Stage
 
 from .shards import Shard, count_rows
 
@@ -140,7 +140,7 @@ def run_per_row_stage(recipe: Recipe, stage: Stage, shards: list[Shard], files: 
         out = staging / f"{safe_name(shard.key)}.parquet"
         executor.bad_rows_path = bad_rows_dir / f"{safe_name(shard.key)}.jsonl"
         if ahead is not None:
-            part = dedup_store.keyed_pass(executor, cut, file, shard.row_range, out)
+            part = dedup_store.keyed_partition(executor, file, shard.row_range, out)
             keys[shard.key] = part.keys
             rep = part.report
             rep.ops = rep.ops[:cut]  # the deduplicator's row belongs to the next stage
@@ -311,18 +311,16 @@ def _texts_at(path: Path, text_key: str, rows: list[int]) -> list:
 def _write_pair_trace(recipe: Recipe, op_name: str, pairs: list[dict], texts: dict[tuple[str, int], str]) -> str:
     """``<work_dir>/trace/duplicate-<op>.jsonl``: the sample pairs as Data-Juicer's ``dup1`` (the
     survivor) / ``dup2`` (the removed row), with their similarity and where they are."""
-    trace_dir = recipe.resolved_work_dir / "trace"
-    trace_dir.mkdir(parents=True, exist_ok=True)
-    with open(trace_dir / f"duplicate-{op_name}.jsonl", "wb") as fh:
-        for pair in pairs[:recipe.trace_num]:
-            record = {}
-            for name, role in (("dup1", "survivor"), ("dup2", "removed")):
-                where = (pair[role]["partition"], pair[role]["row"])
-                record[name] = texts.get(where, f"<{where[0]} row {where[1]}>")
-            record.update({k: v for k, v in pair.items() if k not in ("survivor", "removed")})
-            record["where"] = {r: {k: pair[r][k] for k in ("partition", "row")} for r in ("survivor", "removed")}
-            fh.write(orjson.dumps(record, default=str) + b"\n")
-    return str(trace_dir)
+    records = []
+    for pair in pairs[:recipe.trace_num]:
+        record = {}
+        for name, role in (("dup1", "survivor"), ("dup2", "removed")):
+            where = (pair[role]["partition"], pair[role]["row"])
+            record[name] = texts.get(where, f"<{where[0]} row {where[1]}>")
+        record.update({k: v for k, v in pair.items() if k not in ("survivor", "removed")})
+        record["where"] = {r: {k: pair[r][k] for k in ("partition", "row")} for r in ("survivor", "removed")}
+        records.append(record)
+    return write_duplicate_pairs(recipe.resolved_work_dir, op_name, records)
 
 
 def _whole_files(recipe: Recipe, shards: list[Shard], files: list[Path], folder: Path,

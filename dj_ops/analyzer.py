@@ -18,7 +18,7 @@ import orjson
 import pandas as pd
 
 from .core.constants import Fields
-from .core.executor import LocalExecutor
+from .engine import LocalExecutor
 from .core.recipe import Recipe
 from .io.writers import JsonlWriter, stats_path_for
 

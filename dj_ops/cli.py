@@ -63,7 +63,7 @@ def _load(argv: list[str] | None, prog: str, description: str, analyzer: bool):
 
 def _auto_recipe(overrides: dict[str, Any]):
     """Data-Juicer's ``dj-analyze --auto``: every stats filter with default params on the first rows."""
-    from .core.base import Filter
+    from .ops.base import Filter
     from .core.registry import load_all_ops
 
     skip_models = {"language_id_score_filter", "token_num_filter", "alphanumeric_filter"}
@@ -76,8 +76,8 @@ def _auto_recipe(overrides: dict[str, Any]):
 
 
 def process_main(argv: list[str] | None = None) -> int:
-    from .core.executor import LocalExecutor
     from .core.faults import WorkerCrashed
+    from .engine import executor_for
 
     try:
         args, recipe = _load(argv, "dj-process", "Process a dataset with a Data-Juicer recipe.", analyzer=False)
@@ -86,10 +86,7 @@ def process_main(argv: list[str] | None = None) -> int:
             from dj_assets.process import process_with_dagster
 
             return process_with_dagster(recipe, args.config, args.report)
-        executor_cls = LocalExecutor
-        if recipe.executor_type == "ray":
-            from .core.ray_executor import RayExecutor as executor_cls
-        executor = executor_cls(recipe, progress=False if args.no_progress else None)
+        executor = executor_for(recipe)(recipe, progress=False if args.no_progress else None)
         report = executor.run()
     except (RecipeError, DatasetFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)

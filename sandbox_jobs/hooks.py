@@ -40,7 +40,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dj_ops.analyzer import Analyzer
-from dj_ops.core.executor import LocalExecutor
+from dj_ops.engine import LocalExecutor
 from dj_ops.core.recipe import Recipe
 
 from .config import (JobConfig, SandboxConfig, SandboxConfigError, absolute, pydantic_error,

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from dj_ops.core.base import Filter
+from dj_ops.ops.base import Filter
 from dj_ops.core.recipe import OpSpec, Recipe, op_parameters
 from dj_ops.core.registry import load_all_ops
 

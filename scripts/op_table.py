@@ -11,7 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from dj_ops.core.base import Deduplicator, Filter, Mapper  # noqa: E402
+from dj_ops.ops.base import Deduplicator, Filter, Mapper  # noqa: E402
 from dj_ops.core.registry import load_all_ops  # noqa: E402
 
 BEGIN, END = "<!-- OP-LIST -->", "<!-- /OP-LIST -->"
@@ -19,7 +19,7 @@ KINDS = ((Mapper, "Mappers"), (Filter, "Filters"), (Deduplicator, "Deduplicators
 
 
 def _params(cls: type) -> str:
-    from dj_ops.core import base
+    from dj_ops.ops import base
 
     if cls.__init__ in {c.__init__ for c in vars(base).values() if isinstance(c, type)}:
         return "—"  # only the common parameters

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dj_ops.core.base import Deduplicator, Filter, Mapper
+from dj_ops.ops.base import Deduplicator, Filter, Mapper
 from dj_ops.core.batch import Batch
 from dj_ops.core.registry import load_all_ops
 

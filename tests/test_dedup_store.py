@@ -1,4 +1,4 @@
-"""Deduplication over partitions from stored keys (dj_ops.core.dedup_store): keying partitions
+"""Deduplication over partitions from stored keys (dj_ops.engine.dedup_store): keying partitions
 one at a time and deciding over their stored keys gives the rows of one run over every file."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dj_ops.core import dedup_store
-from dj_ops.core.executor import LocalExecutor
+from dj_ops.engine import dedup_store
+from dj_ops.engine import LocalExecutor
 from dj_ops.core.recipe import recipe_from_dict
 
 from .testing_ops import _register_test_ops

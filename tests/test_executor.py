@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dj_ops.core.executor import LocalExecutor
+from dj_ops.engine import LocalExecutor
 from dj_ops.core.recipe import recipe_from_dict
 from tests import testing_ops  # noqa: F401  (registers the test OPs)
 
@@ -278,13 +278,13 @@ def test_chain_ending_at_near_duplicate_dedup_copies_the_spill(tmp_path, np_):
 
 @pytest.mark.parametrize("shard_size", [0, 64])
 def test_copy_spill_keeps_unremoved_lines_across_block_edges(tmp_path, shard_size):
-    from dj_ops.core.executor import _copy_spill
+    from dj_ops.engine.sinks import copy_kept_lines
 
     lines = [json.dumps({"text": "x" * n, "i": i}).encode() for i, n in enumerate([3, 120, 0, 40, 300, 7, 64, 1])]
     removed = np.array([False, True, False, False, True, False, True, False])
     spill = tmp_path / "spill.jsonl"
     spill.write_bytes(b"\n".join(lines))  # no newline after the last line
-    report = _copy_spill("t", [spill], {str(spill): removed}, tmp_path / "out" / "o.jsonl", None, shard_size)
+    report = copy_kept_lines("t", [spill], {str(spill): removed}, tmp_path / "out" / "o.jsonl", None, shard_size)
     got = [line for p in report.outputs for line in Path(p).read_bytes().splitlines()]
     assert got == [line for line, gone in zip(lines, removed) if not gone]
     assert (report.rows_in, report.rows_out) == (8, 5)
@@ -312,7 +312,7 @@ def test_workers_are_forked_only_where_openmp_allows(monkeypatch):
     hangs (GNU OpenMP): then the pool spawns."""
     import sys
 
-    from dj_ops.core import executor
+    from dj_ops.engine import backend
 
     class FakeTorch:
         threads = 2
@@ -321,22 +321,22 @@ def test_workers_are_forked_only_where_openmp_allows(monkeypatch):
         def get_num_threads(cls):
             return cls.threads
 
-    monkeypatch.setattr(executor.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(backend.os, "cpu_count", lambda: 8)
     monkeypatch.delitem(sys.modules, "torch", raising=False)
-    assert executor._fork_safe(2)  # torch never loaded here
+    assert backend.fork_safe(2)  # torch never loaded here
     monkeypatch.setitem(sys.modules, "torch", FakeTorch)
-    assert not executor._fork_safe(2)  # 4 threads per worker after a 2-thread probe
-    assert executor._fork_safe(8)  # one thread per worker
+    assert not backend.fork_safe(2)  # 4 threads per worker after a 2-thread probe
+    assert backend.fork_safe(8)  # one thread per worker
     FakeTorch.threads = 1
-    assert executor._fork_safe(2)  # the coordinator never ran a parallel region
+    assert backend.fork_safe(2)  # the coordinator never ran a parallel region
 
 
 def test_data_juicer_stats_compat_reproduces_its_float_round_trip(tmp_path):
-    from dj_ops.core.executor import ChainRunner
+    from dj_ops.engine.chain import ChainRunner
 
     ds = write_jsonl(tmp_path / "in.jsonl", [{"text": "x"}])
     recipe = make_recipe(tmp_path, ds, [{"test_len_filter": None}], data_juicer_stats_compat=True)
-    assert ChainRunner(recipe).stats_compat([451 / 550, 3, [0.3]]) == [0.8200000000000001, 3, [0.30000000000000004]]
+    assert ChainRunner(recipe).stats_transform([451 / 550, 3, [0.3]]) == [0.8200000000000001, 3, [0.30000000000000004]]
 
 
 @pytest.mark.parametrize("np_", [1, 2])

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from dj_ops.core.base import Filter
+from dj_ops.ops.base import Filter
 from dj_ops.core.batch import Batch
-from dj_ops.core.executor import LocalExecutor
-from dj_ops.core.fusion import build_plan, filter_runs
+from dj_ops.engine import LocalExecutor
+from dj_ops.engine.fusion import build_plan, filter_runs
 from dj_ops.core.registry import OPERATORS, register
 from tests.conftest import shared_path
 from tests.test_executor import make_recipe, read_jsonl, write_jsonl
@@ -213,7 +213,7 @@ def test_image_chain_fused_equals_unfused_in_worker_processes(tmp_path, tiny, ph
 
 
 def test_cheap_filter_that_removed_nothing_on_a_small_probe_still_precedes_a_model_filter():
-    from dj_ops.core.fusion import _greedy_order
+    from dj_ops.engine.fusion import _greedy_order
 
     measured = {0: {"cold_seconds": 16.0, "warm_seconds": 16.0, "pass_rate": 0.7, "rows": 16},  # a model filter
                 1: {"cold_seconds": 0.001, "warm_seconds": 0.001, "pass_rate": 1.0, "rows": 16}}  # a header check

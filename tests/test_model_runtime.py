@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dj_ops.models import placement, runtime
+from dj_ops.engine import placement
+from dj_ops.models import runtime
 
 
 def test_worker_planning_from_measured_memory():

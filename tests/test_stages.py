@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dj_ops.core.recipe import RecipeError, recipe_from_dict
-from dj_ops.core.stages import plan_stages
+from dj_ops.engine.stages import plan_stages
 
 from .testing_ops import _register_test_ops
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dj_ops.core.base import DedupIndex, Deduplicator, Filter, TextMapper
+from dj_ops.ops.base import DedupIndex, Deduplicator, Filter, TextMapper
 from dj_ops.core.registry import OPERATORS, register
 
 

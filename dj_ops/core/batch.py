@@ -2,7 +2,7 @@
 
 A batch holds the user columns as Python lists (one entry per row), the stats computed by
 filters (also columnar: stat key -> list), and a cache of intermediates (words, lines, decoded
-images ...) that several OPs share.  Rows are only ever selected as a whole with ``take``, which
+images ...) that several OPs share (the contract: :mod:`dj_ops.ops.base.intermediates`).  Rows are only ever selected as a whole with ``take``, which
 keeps columns, stats, cache and the input row ids aligned.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 
 
 class Batch:
-    __slots__ = ("columns", "stats", "cache", "row_ids", "bad")
+    __slots__ = ("columns", "stats", "cache", "row_ids", "bad", "shared_slice")
 
     def __init__(
         self,
@@ -30,6 +30,9 @@ class Batch:
         self.cache = cache if cache is not None else {}
         #: rows an OP could not process (position -> reason), set aside by the executor after the OP
         self.bad: dict[int, str] = {}
+        #: this batch is one slice of a fused group: OPs share its slice-lived intermediates
+        #: instead of slicing it again (see :mod:`dj_ops.ops.base.intermediates`)
+        self.shared_slice = False
 
     @classmethod
     def from_rows(cls, rows: list[dict], row_ids: Sequence[int] | None = None) -> "Batch":

@@ -25,3 +25,12 @@ class InterVars:
     words = "__dj__words"
     refined_words = "__dj__refined_words"
     loaded_images = "__dj__loaded_images"
+
+
+class SpecialTokens:
+    """Markers of media positions and chunk ends in multimodal text, as Data-Juicer writes them."""
+
+    image = "<__dj__image>"
+    audio = "<__dj__audio>"
+    video = "<__dj__video>"
+    eoc = "<|__dj__eoc|>"

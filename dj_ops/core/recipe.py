@@ -110,7 +110,7 @@ class Recipe(BaseModel):
     #: a JSON-lines record longer than this (bytes) is set aside as bad input, never loaded whole
     max_record_bytes: int = 64 << 20
     skip_op_error: bool = True
-    #: record every finished chunk so that a re-run after a crash resumes (dj_ops.core.checkpoint)
+    #: record every finished chunk so that a re-run after a crash resumes (dj_ops.engine.checkpoint)
     use_checkpoint: bool = False
     #: where chunks are recorded (default: <work_dir>/.checkpoint)
     checkpoint_dir: str | None = None

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from dj_ops.core.batch import Batch
+from dj_ops.ops.base.intermediates import slice_key
 from dj_ops.ops.common import images
 
+from . import runtime
 from .runtime import BatchedInference, LoadedModel
 from .vision import run_on_pixels
 
@@ -40,11 +42,8 @@ class Tower:
         return self.visual_projection(self.vision_model(pixel_values=pixel_values).pooler_output)
 
 
-_TOWERS: dict[str, Tower] = {}
-
-
-def forget_towers() -> None:
-    _TOWERS.clear()
+#: towers resident in this process by fingerprint (released with the models)
+_TOWERS: dict[str, Tower] = runtime.model_cache("clip_towers")
 
 
 def _tower_tensors(vision_model: Any, visual_projection: Any) -> list[tuple[str, Any]]:
@@ -113,8 +112,8 @@ def image_embeddings(batch: Batch, op: Any, items: Sequence[tuple[int, Any]], to
     the same (shared) batch slice gets the values computed once.
     """
     proc_fp = hashlib.md5(images.processor_fingerprint(image_processor).encode()).hexdigest()
-    key = (f"__dj__image_embeds:{tower.fingerprint}:{proc_fp}:{int(flip[0])}{int(flip[1])}:"
-           f"{op.image_key}:{op.image_bytes_key}")
+    key = slice_key(f"image_embeds:{tower.fingerprint}:{proc_fp}:{int(flip[0])}{int(flip[1])}:"
+                    f"{op.image_key}:{op.image_bytes_key}")
     return run_on_pixels(batch, op, items, image_processor, tower.inference, tower.embed, flip, cache_key=key)
 
 

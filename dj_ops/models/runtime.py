@@ -9,7 +9,7 @@ fed.
   fp32; ``$DJ_MODEL_DTYPE`` (fp32, bf16, fp16) overrides the dtype.
 - **Caching**: a model is loaded once per process, keyed by (kind, resolved path, device, dtype).
 - **Memory**: the bytes a model takes are measured when it is loaded (weights) and on its first
-  batch (activation peak), see :func:`memory_report`; :mod:`dj_ops.models.placement` turns them into
+  batch (activation peak), see :func:`memory_report`; :mod:`dj_ops.engine.placement` turns them into
   a number of workers per GPU.
 - **Inference**: :class:`BatchedInference` runs a forward function over fixed-size micro-batches
   (the last one padded, so that an image's result never depends on its batch neighbours: fused
@@ -49,8 +49,8 @@ CPU_MODEL_CHUNK_ROWS = 4
 
 __all__ = [
     "BatchedInference", "LoadedModel", "ModelLoadError", "Placement", "default_batch_size", "fixed_size_map",
-    "load_model",
-    "memory_report", "placement", "prefetched", "release_models", "resolve_model", "worker_rank",
+    "load_model", "memory_report", "model_cache", "placement", "prefetched", "release_models", "resolve_model",
+    "worker_rank",
 ]
 
 
@@ -213,6 +213,14 @@ class LoadedModel:
 
 _MODELS: dict[tuple, LoadedModel] = {}
 _LOAD_LOCK = threading.Lock()
+#: other per-process state built on the loaded models (e.g. CLIP towers shared between models),
+#: dropped with them
+_MODEL_CACHES: dict[str, dict] = {}
+
+
+def model_cache(name: str) -> dict:
+    """A per-process dict for state derived from loaded models, emptied by :func:`release_models`."""
+    return _MODEL_CACHES.setdefault(name, {})
 
 
 def load_model(kind: str, path: str, where: Placement, build: Callable[[str, Placement], tuple[Any, Any]],
@@ -272,9 +280,8 @@ def release_models() -> None:
         if not _MODELS:
             return
         _MODELS.clear()
-    from . import clip
-
-    clip.forget_towers()
+        for cache in _MODEL_CACHES.values():
+            cache.clear()
     gc.collect()
     try:
         import torch

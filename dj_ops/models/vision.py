@@ -9,10 +9,14 @@ is marked bad, and the stat holds one score per distinct image, as Data-Juicer's
 from __future__ import annotations
 
 import hashlib
+import io
 from typing import Any, Callable, ClassVar, Sequence
 
-from dj_ops.core.base import Filter
 from dj_ops.core.batch import Batch
+from dj_ops.core.constants import SpecialTokens
+from dj_ops.ops.base import Filter
+from dj_ops.ops.base.intermediates import stats_by_slice
+from dj_ops.ops.base.model import ModelOP
 from dj_ops.ops.common import images
 
 from . import runtime
@@ -51,43 +55,26 @@ def run_on_pixels(batch: Batch, op: Any, items: Sequence[tuple[int, Any]], image
     return [cache[r][k] for r, k in items]
 
 
-class ImageModelFilter(Filter):
+class ImageModelFilter(ModelOP, Filter):
     """A filter scoring every distinct image of a sample with a model (``accelerator: cuda``)."""
 
-    _accelerator = "cuda"
     uses_text = False
     intermediates = ("images", "pixels")
     #: the stat this filter writes (one score per distinct image)
     stat_key: ClassVar[str] = ""
+    #: what marks an image's place in the text (the OPs that read text and images set their own)
+    image_token: str = SpecialTokens.image
 
-    def init_model(self, model_id: str, param: str, trust_remote_code: bool) -> None:
-        """Remember the model; a local folder that does not exist, or (with ``HF_HUB_OFFLINE``) a
-        hub model that is not on disk, fails now, naming the setting to change, not in a worker."""
-        self.model_id = model_id
-        self.model_param = param
-        self.trust_remote_code = trust_remote_code
-        from huggingface_hub import constants
+    def sample_batch(self, rows: int) -> Batch:
+        """``rows`` samples of one 512x384 JPEG each (given as bytes) with a caption."""
+        from PIL import Image
 
-        if constants.HF_HUB_OFFLINE or runtime.looks_like_path(model_id):
-            runtime.resolve_model(model_id, op_name=self.name, param=param, download=False)
-
-    def model_path(self) -> str:
-        return runtime.resolve_model(self.model_id, op_name=self.name, param=self.model_param)
-
-    def placement(self) -> runtime.Placement:
-        return runtime.placement(self.accelerator)
-
-    def slice_rows(self) -> int:
-        """Rows per slice: a few micro-batches, so padding is rare and memory stays bounded."""
-        return max(runtime.MIN_SLICE_ROWS, 4 * runtime.default_batch_size(self.placement()))
-
-    def probe_rows(self) -> int:
-        """Rows the fusion planner probes: one micro-batch (a model pass is costly), or a few rows."""
-        return max(runtime.MIN_PROBE_ROWS, runtime.default_batch_size(self.placement()))
-
-    def load_models(self) -> list[LoadedModel]:
-        """Load (once per process) every model this OP uses."""
-        raise NotImplementedError
+        buf = io.BytesIO()
+        Image.new("RGB", (512, 384), (120, 90, 60)).save(buf, format="JPEG")
+        blob = buf.getvalue()
+        return Batch({self.text_key: [f"{self.image_token} a photo"] * rows,
+                      self.image_key: [[f"synthetic-{i}.jpg"] for i in range(rows)],
+                      self.image_bytes_key: [[blob] for _ in range(rows)]})
 
     def intermediate_keys(self) -> tuple[str, ...]:
         """What this OP can share with others (for the fusion planner): decoded images, the pixel
@@ -99,7 +86,7 @@ class ImageModelFilter(Filter):
         return [image_processor_of(m.processor) for m in self.load_models()]
 
     def compute_stats(self, batch: Batch) -> None:
-        images.run_sliced(batch, self.slice_rows(), self.slice_stats)
+        stats_by_slice(batch, self.slice_rows(), self.slice_stats)
 
     def slice_stats(self, part: Batch) -> dict[str, list]:
         srcs = images.sources(part, self)

@@ -9,7 +9,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from dj_assets.factory import run_summary, sync_partitions
-from dj_ops.core.executor import LocalExecutor
+from dj_ops.engine import LocalExecutor
 from dj_ops.core.recipe import recipe_from_dict
 
 from ..test_dedup_store import MINHASH, near_duplicate_partitions
@@ -153,7 +153,7 @@ def _op_rows(meta) -> list[dict]:
 
 def test_keys_ahead_only_where_the_deduplicator_sees_exactly_the_stage_output():
     from dj_assets.stage_runner import keys_ahead
-    from dj_ops.core.stages import plan_stages
+    from dj_ops.engine.stages import plan_stages
 
     def ahead(process, **extra):
         recipe = recipe_from_dict({"dataset_path": "in", "export_path": "out.jsonl", "process": process, **extra})

@@ -8,7 +8,7 @@ import threading
 import dagster as dg
 
 from dj_assets.gpu import GPU_POOL, GpuClaim, ensure_gpu_pool
-from dj_ops.core.base import TextMapper
+from dj_ops.ops.base import TextMapper
 from dj_ops.core.registry import OPERATORS, register
 
 from .conftest import make_defs, read_jsonl, write_jsonl
@@ -19,7 +19,7 @@ if "test_cuda_tag_mapper" not in OPERATORS:
     class CudaTagMapper(TextMapper):
         """Stands in for a GPU OP: appends the GPU it was given (it never touches CUDA)."""
 
-        _accelerator = "cuda"
+        default_accelerator = "cuda"
 
         def process_text(self, text: str) -> str:
             return f"{text} gpu={os.environ.get('CUDA_VISIBLE_DEVICES', '-')}"

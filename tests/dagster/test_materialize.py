@@ -11,7 +11,7 @@ import pytest
 
 from dj_assets.factory import schema_problems, sync_partitions
 from dj_assets.shards import discover_shards
-from dj_ops.core.executor import LocalExecutor
+from dj_ops.engine import LocalExecutor
 from dj_ops.core.recipe import recipe_from_dict
 
 from .conftest import demo_recipe_dict, make_defs, read_jsonl, write_jsonl

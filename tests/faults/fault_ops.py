@@ -6,7 +6,7 @@ import os
 import time
 import zlib
 
-from dj_ops.core.base import TextMapper
+from dj_ops.ops.base import TextMapper
 from dj_ops.core.batch import Batch
 from dj_ops.core.registry import OPERATORS, register
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dj_ops.core import executor as executor_mod
-from dj_ops.core.executor import LocalExecutor
+from dj_ops.engine import LocalExecutor, sinks
+from dj_ops.engine.source import ChunkSource
 from dj_ops.core.recipe import load_recipe
 from tests.faults.helpers import read_jsonl, write_recipe
 
@@ -97,10 +97,10 @@ def test_slow_consumer_bounds_chunks_in_flight(tmp_path, monkeypatch):
     dataset.mkdir()
     (dataset / "data.jsonl").write_text("".join(json.dumps({"text": f"row number {i}"}) + "\n" for i in range(800)))
     read, written, ahead = [0], [0], []
-    real_chunks, real_write = LocalExecutor._chunks, executor_mod._Outputs.write
+    real_chunks, real_write = ChunkSource.__iter__, sinks.Outputs.write
 
-    def counting_chunks(self, *args, **kwargs):
-        for chunk in real_chunks(self, *args, **kwargs):
+    def counting_chunks(self):
+        for chunk in real_chunks(self):
             read[0] += 1
             ahead.append(read[0] - written[0])
             yield chunk
@@ -110,8 +110,8 @@ def test_slow_consumer_bounds_chunks_in_flight(tmp_path, monkeypatch):
         written[0] += 1
         return real_write(self, res, keep_pos)
 
-    monkeypatch.setattr(LocalExecutor, "_chunks", counting_chunks)
-    monkeypatch.setattr(executor_mod._Outputs, "write", slow_write)
+    monkeypatch.setattr(ChunkSource, "__iter__", counting_chunks)
+    monkeypatch.setattr(sinks.Outputs, "write", slow_write)
     kept, bad = run(tmp_path, dataset, "out", [{"text_length_filter": {"min_len": 1}}], batch_size=10, np=2)
     assert len(kept) == 800 and written[0] == read[0] == 80
     # 2 * np + 2 submitted chunks, plus the one being handed to the pool

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from dj_ops.core.executor import LocalExecutor
+from dj_ops.engine import LocalExecutor
 from dj_ops.core.recipe import load_recipe
 from tests.faults import fault_ops  # noqa: F401  (registers the test OPs)
 from tests.faults.helpers import kill_after, run, start, write_dataset, write_recipe

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from dj_ops.core.batch import Batch
+from dj_ops.ops.base.intermediates import is_slice_key, row_slices
 from dj_ops.ops.common import images
 from dj_ops.ops.filter.image_size_filter import size_to_bytes
 from tests.conftest import shared_path
@@ -205,14 +206,18 @@ def test_distinct_references_load_once_and_bytes_win(dj_images):
     assert list(src) == [a, "mem.jpg"] and src[a] == a and isinstance(src["mem.jpg"], bytes)
 
 
-def test_media_slices_do_not_leak_heavy_caches(dj_images):
+def test_row_slices_do_not_leak_heavy_caches(dj_images):
     batch = Batch.from_rows([{"images": [p]} for p in dj_images.values()])
     op = make_op("image_aspect_ratio_filter")
-    for offset, part in images.media_slices(batch, 2):
+    images.headers(batch, op)  # batch-lived: carried into the slices
+    for offset, part in row_slices(batch, 2):
+        assert any(k.startswith("__dj__image_headers") for k in part.cache)
         images.decoded(part, op, images.image_items(images.sources(part, op)))
-        assert len(part) <= 2
-    assert not any(k.startswith("__dj__loaded_images") for k in batch.cache)
-    np.testing.assert_equal([o for o, _ in images.media_slices(batch, 2)], [0, 2, 4])
+        assert len(part) <= 2 and any(is_slice_key(k) for k in part.cache)
+    assert not any(is_slice_key(k) for k in batch.cache)
+    np.testing.assert_equal([o for o, _ in row_slices(batch, 2)], [0, 2, 4])
+    batch.shared_slice = True  # a fused group's slice is used as it is
+    assert [part for _, part in row_slices(batch, 2)] == [batch]
 
 
 def _png_header_only(width: int, height: int) -> bytes:

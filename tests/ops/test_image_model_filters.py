@@ -244,8 +244,6 @@ def test_identical_towers_are_shared_and_embeddings_computed_once(models, pics):
     assert keys_own[2] != keys_aes[2]
     assert aes._predictor().model.vision_model is its._clip().model.vision_model  # one copy in memory
 
-    from dj_ops.core.fusion import shared_slice
-
     batch = Batch.from_rows([{"text": f"{IMG}a cat", "images": [pics["cat.jpg"]]},
                              {"text": f"{IMG}a dog", "images": [pics["img2.jpg"]]}])
     calls = []
@@ -253,17 +251,17 @@ def test_identical_towers_are_shared_and_embeddings_computed_once(models, pics):
     original = tower.embed
     tower.embed = lambda px: calls.append(len(px)) or original(px)
     try:
-        with shared_slice(batch):
-            aes.compute_stats(batch)
-            by_first = list(calls)
-            its.compute_stats(batch)
+        batch.shared_slice = True  # one slice of a fused group: the OPs share its intermediates
+        aes.compute_stats(batch)
+        by_first = list(calls)
+        its.compute_stats(batch)
     finally:
         tower.embed = original
     assert by_first and calls == by_first  # the second OP reuses the first one's tower passes
 
 
 def test_worker_memory_counts_a_shared_tower_once(models):
-    from dj_ops.models.placement import CONTEXT_BYTES, measure_worker_bytes
+    from dj_ops.engine.placement import CONTEXT_BYTES, measure_worker_bytes
 
     def ops():
         return [make_op("image_aesthetics_filter", hf_scorer_model=models["aesthetics"]),
@@ -366,7 +364,7 @@ def test_cuda_placement_uses_half_precision_and_measures_memory(models, pics):
 def test_cuda_worker_planning(models):
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    from dj_ops.models.placement import gpu_workers, measure_worker_bytes
+    from dj_ops.engine.placement import gpu_workers, measure_worker_bytes
 
     ops = [make_op("image_aesthetics_filter", hf_scorer_model=models["aesthetics"]),
            make_op("image_nsfw_filter", hf_nsfw_model=models["vit"])]

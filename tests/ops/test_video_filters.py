@@ -8,8 +8,6 @@ same inputs, parameters and kept samples.  The reference values were computed wi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 

@@ -11,7 +11,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("av")
 
 from dj_ops.core.batch import Batch  # noqa: E402
-from dj_ops.core.fusion import shared_slice  # noqa: E402
 from dj_ops.models import clip, runtime  # noqa: E402
 from dj_ops.ops.common import videos  # noqa: E402
 from tests.helpers_ops import make_op, run_op  # noqa: E402
@@ -40,7 +39,6 @@ def vids(tmp_path_factory):
 def fresh_models():
     yield
     runtime.release_models()
-    clip.forget_towers()
 
 
 def sampled(path, method="uniform", n=3):
@@ -173,9 +171,9 @@ def test_fused_ops_share_frames_and_embeddings(models, vids, monkeypatch):
     sim = make_op("video_frames_text_similarity_filter", hf_clip=models["clip"], **params)
     nsfw = make_op("video_nsfw_filter", hf_nsfw_model=models["vit"], **params)
     batch = Batch.from_rows(samples)
-    with shared_slice(batch):
-        for op in (aes, sim, nsfw):
-            op.ensure_stats(batch)
+    batch.shared_slice = True  # one slice of a fused group: the OPs share its intermediates
+    for op in (aes, sim, nsfw):
+        op.ensure_stats(batch)
     assert len(decoded) == 3  # each video decoded once for the three OPs
     fused_passes, embedded[:] = list(embedded), []
     alone = Batch.from_rows(samples)

@@ -15,9 +15,10 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from dj_ops.core.executor import LocalExecutor  # noqa: E402
+from dj_ops.engine import LocalExecutor  # noqa: E402
 from dj_ops.core.faults import WorkerCrashed  # noqa: E402
-from dj_ops.core.ray_executor import RayExecutor, gpu_fraction  # noqa: E402
+from dj_ops.engine import RayExecutor
+from dj_ops.engine.ray_backend import gpu_fraction  # noqa: E402
 from dj_ops.core.recipe import load_recipe  # noqa: E402
 from tests.faults import fault_ops  # noqa: E402,F401  (registers the test OPs)
 from tests.faults.helpers import write_dataset, write_recipe  # noqa: E402

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from dj_ops.analyzer import Analyzer
-from dj_ops.core.executor import LocalExecutor
+from dj_ops.engine import LocalExecutor
 from dj_ops.core.recipe import load_recipe, recipe_from_dict
 from sandbox_jobs.hooks import write_recipe
 from sandbox_jobs.ksigma import refine_recipe_k_sigma

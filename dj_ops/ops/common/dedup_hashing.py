@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 import regex
 
-from dj_ops.core.base import DedupIndex
+from dj_ops.ops.base import DedupIndex
 from dj_ops.ops.common.models import ModelLoadError
 
 MERSENNE_PRIME = (1 << 61) - 1

@@ -20,8 +20,9 @@ Three levels of sharing, all per batch:
 
 - :func:`headers`: width/height from the file header (no pixel decoding), cheap, kept for the
   whole batch;
-- :func:`decoded`: RGB images, heavy: filled lazily per image and only ever kept by the short row
-  slices of :func:`media_slices` (a fused group shares one slice between its OPs);
+- :func:`decoded`: RGB images, heavy (slice-lived, see :mod:`dj_ops.ops.base.intermediates`):
+  filled lazily per image and only ever kept by short row slices (a fused group shares one slice
+  between its OPs);
 - :func:`pixel_values`: the tensors an HF image processor makes (resize, crop, normalise), shared
   by models whose processors have the same settings.
 """
@@ -35,12 +36,12 @@ import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Sequence
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from dj_ops.core.batch import Batch
-from dj_ops.core.fusion import is_shared_slice
+from dj_ops.ops.base.intermediates import slice_key
 
 MAX_PIXELS_ENV = "DJ_MAX_IMAGE_PIXELS"
 TRUNCATED_ENV = "DJ_LOAD_TRUNCATED_IMAGES"
@@ -258,7 +259,7 @@ def decoded(batch: Batch, op: Any, items: Sequence[tuple[int, Any]]) -> list[Ima
 
     Decoding runs on a thread pool (Pillow releases the GIL while decoding).
     """
-    cache = _lazy_rows(batch, f"__dj__loaded_images:{_cache_suffix(op.image_key, op.image_bytes_key)}")
+    cache = _lazy_rows(batch, slice_key(f"loaded_images:{_cache_suffix(op.image_key, op.image_bytes_key)}"))
     srcs = sources(batch, op)
     todo = [(r, k) for r, k in dict.fromkeys(items) if k not in cache[r]]
 
@@ -280,7 +281,7 @@ def decoded(batch: Batch, op: Any, items: Sequence[tuple[int, Any]]) -> list[Ima
 def put_decoded(batch: Batch, op: Any, items: Sequence[tuple[int, Any]], decoded_images: Sequence[Image.Image]) -> None:
     """Store images decoded elsewhere (sampled video frames) so that :func:`decoded` and
     :func:`pixel_values` find them under ``op``'s keys."""
-    cache = _lazy_rows(batch, f"__dj__loaded_images:{_cache_suffix(op.image_key, op.image_bytes_key)}")
+    cache = _lazy_rows(batch, slice_key(f"loaded_images:{_cache_suffix(op.image_key, op.image_bytes_key)}"))
     for (r, k), img in zip(items, decoded_images):
         cache[r][k] = img
 
@@ -326,42 +327,6 @@ def usable_rows(batch: Batch, rows: list[dict], error: type[Exception]) -> list[
 
 
 # ---------------------------------------------------------------------------------------------
-# Row slices: decoded pixels live only as long as one slice (a fused group shares one slice
-# between its OPs: dj_ops.core.fusion.shared_slice)
-
-
-def media_slices(batch: Batch, rows: int) -> Iterator[tuple[int, Batch]]:
-    """(offset, slice) pairs covering ``batch``: fresh batches of at most ``rows`` rows whose caches
-    die with them, or the batch itself inside :func:`shared_slice`."""
-    if is_shared_slice(batch):
-        yield 0, batch
-        return
-    n = len(batch)
-    light = {k: v for k, v in batch.cache.items()
-             if k.startswith(("__dj__image_sources:", "__dj__image_headers:", "__dj__video_info:"))}
-    for start in range(0, n, max(1, rows)):
-        stop = min(n, start + rows)
-        part = Batch({k: v[start:stop] for k, v in batch.columns.items()}, batch.row_ids[start:stop],
-                     cache={k: v[start:stop] for k, v in light.items()})
-        yield start, part
-
-
-def run_sliced(batch: Batch, rows: int, stats_of: Callable[[Batch], dict[str, list]]) -> None:
-    """Compute ``stats_of(slice)`` slice by slice and store the joined columns in ``batch.stats``;
-    rows a slice marks bad are marked on ``batch``."""
-    joined: dict[str, list] = {}
-    for offset, part in media_slices(batch, rows):
-        cols = stats_of(part)
-        for key, vals in cols.items():
-            joined.setdefault(key, []).extend(vals)
-        if part is not batch:
-            for pos, reason in part.bad.items():
-                batch.mark_bad(offset + pos, reason)
-    for key, vals in joined.items():
-        batch.stats[key] = vals
-
-
-# ---------------------------------------------------------------------------------------------
 # Model pixel tensors
 
 
@@ -381,8 +346,8 @@ def pixel_values(batch: Batch, op: Any, items: Sequence[tuple[int, Any]], image_
     """
     import torch
 
-    cache = _lazy_rows(batch, f"__dj__pixels:{fingerprint}:{int(flip[0])}{int(flip[1])}:"
-                              f"{_cache_suffix(op.image_key, op.image_bytes_key)}")
+    cache = _lazy_rows(batch, slice_key(f"pixels:{fingerprint}:{int(flip[0])}{int(flip[1])}:"
+                                        f"{_cache_suffix(op.image_key, op.image_bytes_key)}"))
     todo = [(r, k) for r, k in dict.fromkeys(items) if k not in cache[r]]
     if todo:
         images = decoded(batch, op, todo)
@@ -413,6 +378,6 @@ def image_items(srcs: Sequence[dict[Any, Any]]) -> list[tuple[int, Any]]:
 
 __all__ = [
     "ImageError", "ImageHeader", "ImageLimits", "decode", "decoded", "header_stats", "headers", "image_items",
-    "limits", "media_slices", "pixel_values", "processor_fingerprint", "put_decoded", "read_header",
-    "row_images", "row_sources", "run_sliced", "set_limits", "sources",
+    "limits", "pixel_values", "processor_fingerprint", "put_decoded", "read_header",
+    "row_images", "row_sources", "set_limits", "sources",
 ]

@@ -8,7 +8,7 @@ from typing import Callable, ClassVar, Iterable
 
 import regex
 
-from dj_ops.core.base import TextMapper
+from dj_ops.ops.base import TextMapper
 
 
 def unwrap_raw_pattern(pattern: str) -> str:

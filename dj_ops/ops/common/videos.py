@@ -24,6 +24,7 @@ from fractions import Fraction
 from typing import Any, Iterator, Sequence
 
 from dj_ops.core.batch import Batch
+from dj_ops.ops.base.intermediates import slice_key
 from dj_ops.ops.common import images
 
 SAMPLING_METHODS = ("all_keyframes", "uniform")
@@ -301,7 +302,7 @@ def frames(batch: Batch, video_key: str, items: Sequence[tuple[int, Any]], metho
     """Sampled frames (RGB PIL images) of ``items`` = [(row, video)], sampled once per batch (or
     slice) and sampling."""
     suffix = sampling_suffix(method, frame_num)
-    cache = batch.cached(f"__dj__video_frames:{suffix}:{video_key}", lambda: [{} for _ in range(len(batch))])
+    cache = batch.cached(slice_key(f"video_frames:{suffix}:{video_key}"), lambda: [{} for _ in range(len(batch))])
     for r, ref in dict.fromkeys(items):
         if ref not in cache[r]:
             try:

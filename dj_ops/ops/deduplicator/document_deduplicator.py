@@ -16,7 +16,7 @@ import string
 import numpy as np
 import regex
 
-from dj_ops.core.base import Deduplicator
+from dj_ops.ops.base import Deduplicator
 from dj_ops.core.batch import Batch
 from dj_ops.core.registry import register
 from dj_ops.ops.common.codepoints import N_CODEPOINTS, codepoints, per_row_sums

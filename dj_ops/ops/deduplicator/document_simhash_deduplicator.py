@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dj_ops.core.base import Deduplicator
+from dj_ops.ops.base import Deduplicator
 from dj_ops.core.batch import Batch
 from dj_ops.core.registry import register
 from dj_ops.ops.common.dedup_hashing import Shingler, SimHashIndex, check_shingling, simhashes

@@ -17,9 +17,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from dj_ops.core.base import Deduplicator
+from dj_ops.ops.base import Deduplicator
 from dj_ops.core.batch import Batch
 from dj_ops.core.registry import register
+from dj_ops.ops.base.intermediates import row_slices
 from dj_ops.ops.common import images
 from dj_ops.ops.deduplicator.document_deduplicator import DocumentDeduplicator
 
@@ -77,7 +78,7 @@ class ImageDeduplicator(Deduplicator):
 
     def compute_hash(self, batch: Batch) -> list:
         hashes: list[str] = []
-        for offset, part in images.media_slices(batch, ROWS_PER_SLICE):
+        for offset, part in row_slices(batch, ROWS_PER_SLICE):
             srcs = images.sources(part, self)
             items = images.image_items(srcs)
             decoded = dict(zip(items, images.decoded(part, self, items)))

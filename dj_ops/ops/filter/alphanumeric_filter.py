@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from dj_ops.core.base import Filter
+from dj_ops.ops.base import Filter
 from dj_ops.core.batch import Batch
 from dj_ops.core.registry import register
 from dj_ops.ops.common.codepoints import char_class_table, codepoints, count_per_row

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from dj_ops.core.base import Filter
+from dj_ops.ops.base import Filter
 from dj_ops.core.batch import Batch
 from dj_ops.core.registry import register
 from dj_ops.ops.common.codepoints import codepoints

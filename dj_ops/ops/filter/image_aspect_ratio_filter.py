@@ -7,7 +7,7 @@ path), so no pixels are decoded; a missing or unreadable image makes the row bad
 
 from __future__ import annotations
 
-from dj_ops.core.base import Filter
+from dj_ops.ops.base import Filter
 from dj_ops.core.batch import Batch
 from dj_ops.core.registry import register
 from dj_ops.ops.common import images

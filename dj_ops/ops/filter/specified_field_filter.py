@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dj_ops.core.base import Filter
+from dj_ops.ops.base import Filter
 from dj_ops.core.batch import Batch, column_path
 from dj_ops.core.registry import register
 

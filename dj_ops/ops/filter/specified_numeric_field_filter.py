@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dj_ops.core.base import Filter
+from dj_ops.ops.base import Filter
 from dj_ops.core.batch import Batch, column_path
 from dj_ops.core.registry import register
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dj_ops.core.base import Filter
+from dj_ops.ops.base import Filter
 from dj_ops.core.batch import Batch
 from dj_ops.core.constants import Fields
 from dj_ops.core.registry import register

@@ -28,7 +28,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from dj_ops.core.base import Filter
+from dj_ops.ops.base import Filter
 from dj_ops.core.batch import Batch
 from dj_ops.core.registry import register
 from dj_ops.ops.common import videos

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 
-from dj_ops.core.base import Filter
+from dj_ops.ops.base import Filter
 from dj_ops.core.batch import Batch
 from dj_ops.core.registry import register
 from dj_ops.ops.common import videos

@@ -19,7 +19,7 @@ from collections import Counter
 
 import numpy as np
 
-from dj_ops.core.base import Filter
+from dj_ops.ops.base import Filter
 from dj_ops.core.batch import Batch
 from dj_ops.core.registry import register
 from dj_ops.ops.common.text import WordLists, batch_refined_words, load_sentencepiece

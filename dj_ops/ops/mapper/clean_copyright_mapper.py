@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import regex
 
-from dj_ops.core.base import TextMapper
+from dj_ops.ops.base import TextMapper
 from dj_ops.core.registry import register
 
 _BLOCK_COMMENT = regex.compile(r"/\*[^*]*\*+(?:[^/*][^*]*\*+)*/")

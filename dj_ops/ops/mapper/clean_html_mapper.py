@@ -15,7 +15,7 @@ import re
 
 from selectolax.lexbor import LexborHTMLParser
 
-from dj_ops.core.base import TextMapper
+from dj_ops.ops.base import TextMapper
 from dj_ops.core.registry import register
 
 _LEADING_HTML_WHITESPACE = " \t\n\x0c"

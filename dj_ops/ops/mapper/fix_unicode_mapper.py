@@ -37,7 +37,8 @@ import ftfy
 from ftfy import badness, chardata, fixes
 from ftfy.badness import BADNESS_RE
 
-from dj_ops.core.base import Batch, TextMapper
+from dj_ops.core.batch import Batch
+from dj_ops.ops.base import TextMapper
 from dj_ops.core.registry import register
 from dj_ops.ops.common.mapper_utils import FirstCharSearch, WindowedSearch, char_class, whole_text_class
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from dj_ops.core.base import TextMapper
+from dj_ops.ops.base import TextMapper
 from dj_ops.core.registry import register
 from dj_ops.ops.common.mapper_utils import char_class
 

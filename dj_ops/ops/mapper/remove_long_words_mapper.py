@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from dj_ops.core.base import TextMapper
+from dj_ops.ops.base import TextMapper
 from dj_ops.core.batch import Batch
 from dj_ops.core.registry import register
 from dj_ops.ops.common.text import rebuild_words, strip_special

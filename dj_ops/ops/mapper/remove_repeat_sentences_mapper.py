@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import regex
 
-from dj_ops.core.base import TextMapper
+from dj_ops.ops.base import TextMapper
 from dj_ops.core.registry import register
 
 # upstream's splitting patterns, applied in turn to a line that is then split on the inserted "\n"

@@ -13,7 +13,7 @@ in Data-Juicer; otherwise the text is returned unchanged.
 
 from __future__ import annotations
 
-from dj_ops.core.base import TextMapper
+from dj_ops.ops.base import TextMapper
 from dj_ops.core.registry import register
 from dj_ops.ops.common.text import load_sentencepiece, rebuild_words, strip_special
 

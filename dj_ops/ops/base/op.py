@@ -1,29 +1,50 @@
-"""OP base classes: Mapper, Filter, Deduplicator.
+"""The OP contract: :class:`OP` and its two row-wise kinds, :class:`Mapper` and :class:`Filter`.
 
-Every OP works on a whole :class:`~dj_ops.core.batch.Batch` at a time.  Filters compute their
-stats once (skipped when the stat column already exists) and decide from the stats alone, as
-Data-Juicer does, so stats computed once can be exported, analysed and reused.
+Every OP works on a whole :class:`~dj_ops.core.batch.Batch` at a time.  What the executor, the
+fusion planner and GPU placement need from an OP is declared here, with defaults that fit a plain
+CPU OP; a model OP overrides the model hooks (see :mod:`dj_ops.ops.base.model`):
+
+=====================  ==========================================================================
+hook                   used by / meaning
+=====================  ==========================================================================
+``uses_text``          executor: rows whose ``text_key`` is missing or not a string are set aside
+``default_accelerator`` recipe: ``accelerator`` when the recipe does not set one (``cpu``/``cuda``)
+``intermediates``      planner: names of the shared intermediates the OP reads (class level)
+``intermediate_keys``  planner: the same per instance (e.g. which CLIP tower a model OP embeds with)
+``placement``          executor, placement: where the OP's models run (None: no model)
+``load_models``        planner, placement: load (once per process) every model the OP uses
+``probe_rows``         planner: rows worth probing (None: any batch)
+``slice_rows``         executor, planner: rows per slice of heavy intermediates (None: no slicing)
+``sample_batch``       placement: an input batch to measure the OP's device memory on (None: none)
+=====================  ==========================================================================
+
+Filters compute their stats once (skipped when the stat columns already exist) and decide from
+the stats alone, as Data-Juicer does, so stats computed once can be exported, analysed and reused.
+Running an OP on a batch the way a run does (bad rows set aside, filters dropping rows) is
+:func:`dj_ops.engine.apply.apply_op`.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any, ClassVar, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
 
-from .batch import Batch
+from dj_ops.core.batch import Batch
+
+if TYPE_CHECKING:
+    from dj_ops.models.runtime import Placement
 
 MAXSIZE = sys.maxsize
-#: duplicate pairs listed in an index summary
-SAMPLE_PAIRS = 10
 
 
 class OP:
     """Base of every operator.  ``name`` is set by :func:`dj_ops.core.registry.register`."""
 
     name: ClassVar[str] = ""
-    _accelerator: ClassVar[str] = "cpu"
+    #: ``accelerator`` when the recipe gives none: ``cuda`` for OPs that run a model
+    default_accelerator: ClassVar[str] = "cpu"
     #: intermediates this OP reads (lines, words, loaded images ...): the planner groups by them
     intermediates: ClassVar[tuple[str, ...]] = ()
     #: the OP reads ``text_key``: rows whose text is missing or not a string are set aside as bad input
@@ -53,7 +74,7 @@ class OP:
         self.audio_key = audio_key
         self.video_key = video_key
         self.image_bytes_key = image_bytes_key
-        self.accelerator = accelerator or self._accelerator
+        self.accelerator = accelerator or self.default_accelerator
         self.num_proc = num_proc
         self.cpu_required = cpu_required
         self.gpu_required = gpu_required
@@ -68,6 +89,33 @@ class OP:
     def texts(self, batch: Batch) -> list:
         return batch.columns.get(self.text_key) or [None] * len(batch)
 
+    # -- what the planner and placement ask (defaults: a CPU OP without models) ------------------
+
+    def intermediate_keys(self) -> tuple[str, ...]:
+        """The shared intermediates this instance reads; the class's ``intermediates`` by default."""
+        return tuple(self.intermediates)
+
+    def placement(self) -> Placement | None:
+        """Device and dtype of this OP's models in this process; None for an OP without models."""
+        return None
+
+    def load_models(self) -> list:
+        """Load, once per process, every model this OP uses (the runtime's LoadedModel records)."""
+        return []
+
+    def probe_rows(self) -> int | None:
+        """Rows the fusion planner should probe this OP on (a model OP: one micro-batch)."""
+        return None
+
+    def slice_rows(self) -> int | None:
+        """Rows per slice when the OP holds heavy intermediates (decoded media, tensors) that live
+        for one slice only; None when it holds none."""
+        return None
+
+    def sample_batch(self, rows: int) -> Batch | None:
+        """``rows`` synthetic input rows to measure the device memory of the OP's models on."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name})"
 
@@ -77,20 +125,6 @@ class Mapper(OP):
 
     def process_batched(self, batch: Batch) -> Batch:
         raise NotImplementedError
-
-
-class TextMapper(Mapper):
-    """A mapper that rewrites the text column one string at a time via ``process_text``."""
-
-    def process_text(self, text: str) -> str:
-        raise NotImplementedError
-
-    def process_batched(self, batch: Batch) -> Batch:
-        fn = self.process_text
-        col = self.texts(batch)
-        batch.set_column(self.text_key, [fn(t) if isinstance(t, str) else t for t in col])
-        batch.invalidate_cache()
-        return batch
 
 
 class Filter(OP):
@@ -200,114 +234,3 @@ def _to_float(v: Any) -> float:
         return float(v)
     except (TypeError, ValueError):
         return float("nan")
-
-
-class DedupIndex:
-    """Coordinator-side state of a deduplicator: sees every row's keys in input order.
-
-    A *streaming* index (exact duplicates: clusters are equal keys) decides each row on arrival:
-    ``check`` returns, per row, ``None`` when the row is the first of its cluster (kept) or the
-    row id of an earlier row it duplicates.  Rows are fed strictly in input order, so "the first
-    occurrence survives" holds across batches and worker processes.
-
-    A non-streaming index (near duplicates: clusters are connected components, which a later row
-    can join) collects every key with ``add`` and decides once with ``finalize``, which returns
-    ``{removed row id: row id of the cluster's survivor}``; the survivor of each cluster is its
-    first row in input order.  The executor holds the rows back (spilled to disk) until then.
-    """
-
-    streaming: ClassVar[bool] = True
-    #: duplicate pairs (survivor, removed, similarity) the summary samples, the first removed rows
-    sample_size: int = SAMPLE_PAIRS
-
-    def check(self, row_ids: Sequence[int], keys: Sequence[Any]) -> list[int | None]:
-        raise NotImplementedError
-
-    def add(self, row_ids: Sequence[int], keys: Sequence[Any]) -> None:
-        raise NotImplementedError
-
-    def finalize(self) -> dict[int, int]:
-        raise NotImplementedError
-
-    def summary(self) -> dict[str, Any]:
-        return {}
-
-    # Keys can be stored with a partition and fed to a later index (deduplication across
-    # partitions without recomputing them): ``stored_keys`` returns the keys ``add`` received, in
-    # order, as one Arrow array; ``keys_from_stored`` turns such an array back into keys for
-    # ``add`` / ``check``.  An index without them is not storable.
-
-    def stored_keys(self) -> Any:
-        raise NotImplementedError
-
-    def keys_from_stored(self, keys: Any) -> Sequence[Any]:
-        raise NotImplementedError
-
-    @classmethod
-    def storable(cls) -> bool:
-        return cls.stored_keys is not DedupIndex.stored_keys
-
-
-class ExactDedupIndex(DedupIndex):
-    """First occurrence of each hashable key wins; a ``None`` key is never a duplicate."""
-
-    def __init__(self) -> None:
-        self.first: dict[Hashable, int] = {}
-        self.survivors: set[int] = set()  # first occurrences that have a duplicate (one per cluster)
-        self.removed = 0
-        self.sample_pairs: list[dict[str, Any]] = []
-        self.held: list[Hashable] = []  # keys collected by ``add`` (to be stored)
-
-    def check(self, row_ids: Sequence[int], keys: Sequence[Hashable]) -> list[int | None]:
-        first = self.first
-        out: list[int | None] = []
-        for rid, key in zip(row_ids, keys):
-            prev = rid if key is None else first.setdefault(key, rid)
-            if prev == rid:
-                out.append(None)
-                continue
-            out.append(prev)
-            self.removed += 1
-            self.survivors.add(prev)
-            if len(self.sample_pairs) < self.sample_size:
-                self.sample_pairs.append({"survivor": int(prev), "removed": int(rid), "similarity": 1.0})
-        return out
-
-    def add(self, row_ids: Sequence[int], keys: Sequence[Hashable]) -> None:
-        self.held.extend(keys)
-
-    def stored_keys(self) -> Any:
-        """JSON bytes of each key (one encoding whatever the partition holds), null for None."""
-        import orjson
-        import pyarrow as pa
-
-        dumps = orjson.dumps
-        return pa.array([None if k is None else dumps(k) for k in self.held], type=pa.binary())
-
-    def keys_from_stored(self, keys: Any) -> Sequence[Any]:
-        return keys.to_pylist()
-
-    def summary(self) -> dict[str, Any]:
-        return {"distinct_keys": len(self.first), "clusters": len(self.survivors), "removed_rows": self.removed,
-                "sample_pairs": self.sample_pairs}
-
-
-class Deduplicator(OP):
-    """Removes duplicate samples across the whole dataset.
-
-    ``compute_hash`` runs in the workers (parallel, per batch) and returns one key per row; the
-    coordinator feeds those keys in input order to the index made by ``new_index``.
-    """
-
-    #: ``compute_hash`` reads only the ``text_key`` column: a row with a string text always gets
-    #: a key (so an earlier stage that reads the text can compute the keys of its output rows)
-    text_keys: ClassVar[bool] = False
-    #: ... and costs little per row (a digest, not MinHash): keys of rows already in a file can be
-    #: computed in the coordinator
-    light_text_keys: ClassVar[bool] = False
-
-    def compute_hash(self, batch: Batch) -> list:
-        raise NotImplementedError
-
-    def new_index(self) -> DedupIndex:
-        return ExactDedupIndex()

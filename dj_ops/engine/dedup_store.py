@@ -1,21 +1,22 @@
 """Deduplication over partitions from stored keys (no orchestrator in here).
 
 A global stage is ``[OPs before] + deduplicator + [OPs after]`` over partitions P1..Pn, in
-partition order.  Instead of re-running the engine over every earlier partition, it runs in three
-steps:
+partition order.  Instead of re-running the engine over every earlier partition, it runs the
+deduplication barrier's steps (:mod:`dj_ops.engine.dedup`) one partition at a time:
 
-1. :func:`partition_keys` runs the OPs before the deduplicator and its key computation on one
-   partition in the engine's workers (MinHash band keys, simhashes, md5 digests ...); the rows
-   reaching the deduplicator go to a file, their keys come back as one Arrow array, which
-   :func:`write_keys` stores beside the partition's output (a small Parquet file, written under a
-   temporary name and renamed).  Stored keys carry a fingerprint of what produced them (the OPs
-   and their parameters, the input file), so :func:`read_keys` never returns stale ones.
+1. :func:`partition_keys` (the barrier's ``key``) runs the OPs before the deduplicator and its key
+   computation on one partition in the engine's workers (MinHash band keys, simhashes, md5
+   digests ...); the rows reaching the deduplicator go to a Parquet rows file, their keys come
+   back as one Arrow array, which :func:`write_keys` stores beside the partition's output (a
+   small Parquet file, written under a temporary name and renamed).  Stored keys carry a
+   fingerprint of what produced them (the OPs and their parameters, the input file), so
+   :func:`read_keys` never returns stale ones.
 2. :func:`decide` feeds one fresh index every partition's keys in partition order, numbering
    rows across partitions, so the first occurrence in partition order survives, as one engine run
    over all the files decides.  Only keys are read (a few bytes to a few hundred per row), one
    partition at a time; a near-duplicate index spills them to disk.
-3. :func:`finish_partition` runs the OPs after the deduplicator on a partition's rows, its
-   duplicates skipped.
+3. :func:`finish_partition` (the barrier's ``finish``) runs the OPs after the deduplicator on a
+   partition's rows, its duplicates skipped.
 
 A partition added later is keyed once and decided against the stored keys of the others.
 """
@@ -34,11 +35,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .base import DedupIndex, Deduplicator
-from .batch import Batch
-from ..io.writers import ParquetWriter
-from .executor import LocalExecutor, RunReport, kept_runs
-from .recipe import Recipe
+from dj_ops.core.batch import Batch
+from dj_ops.core.recipe import Recipe
+from dj_ops.ops.base import DedupIndex, Deduplicator
+
+from . import dedup
+from .executor import Executor, LocalExecutor
+from .report import RunReport
 
 #: bump when the stored layout or a key's definition changes: older files are recomputed
 KEYS_FORMAT = 1
@@ -121,11 +124,6 @@ class PartitionKeys:
             self.rows_file.unlink(missing_ok=True)
 
 
-def head_recipe(recipe: Recipe, cut: int) -> Recipe:
-    return recipe.model_copy(update={"process": recipe.process[:cut + 1], "export_type": "parquet",
-                                     "keep_stats_in_res_ds": True, "export_shard_size": 0})
-
-
 def partition_keys(recipe: Recipe, cut: int, file: Path, row_range: tuple[int, int] | None, rows_file: Path,
                    bad_rows_path: Path, log: Callable[[str], None], keep_rows: bool = True) -> PartitionKeys:
     """Step 1 for one partition: the OPs before the deduplicator and its keys, in ``recipe.np``
@@ -133,26 +131,22 @@ def partition_keys(recipe: Recipe, cut: int, file: Path, row_range: tuple[int, i
     light = _light_text_keys(recipe, cut, file, row_range)
     if light is not None:
         return light
-    executor = LocalExecutor(head_recipe(recipe, cut), progress=False, log=log, bad_rows_path=bad_rows_path)
-    part = keyed_pass(executor, cut, file, row_range, rows_file)
+    executor = LocalExecutor(dedup.head_recipe(recipe, cut, "parquet"), progress=False, log=log,
+                             bad_rows_path=bad_rows_path)
+    part = keyed_partition(executor, file, row_range, rows_file)
     if not keep_rows:
         part.discard_rows()
         part.rows_file = None
     return part
 
 
-def keyed_pass(executor: LocalExecutor, cut: int, file: Path, row_range: tuple[int, int] | None,
-               rows_file: Path) -> PartitionKeys:
-    """One engine pass of ``executor`` (built from :func:`head_recipe`) over a partition: the rows
-    reaching the deduplicator at ``cut`` go to ``rows_file``, their keys (computed in the
-    workers) are returned with them."""
-    rows_file.parent.mkdir(parents=True, exist_ok=True)
-    report = executor._run_pass([file], row_range, None, {str(file): rows_file}, None, False, hold_back=cut)
-    keys = executor.held_index.stored_keys()
-    held = sum(len(ids) for ids in executor.held_ids.values())
-    if len(keys) != held:
-        raise RuntimeError(f"{file}: {len(keys)} dedup keys for {held} rows")
-    return PartitionKeys(keys, report, rows_file)
+def keyed_partition(executor: Executor, file: Path, row_range: tuple[int, int] | None, rows_file: Path
+                    ) -> PartitionKeys:
+    """Step 1 by ``executor``, whose recipe ends at the deduplicator, over one partition: the rows
+    reaching the deduplicator go to ``rows_file``, their keys (computed in the workers) are
+    returned with them."""
+    keyed = dedup.key(executor, [file], row_range, {str(file): rows_file})
+    return PartitionKeys(keyed.stored_keys(), keyed.report, rows_file)
 
 
 def stored_partition_keys(recipe: Recipe, file: Path, stored: StoredKeys) -> PartitionKeys | None:
@@ -244,54 +238,13 @@ def finish_partition(recipe: Recipe, cut: int, head: PartitionKeys, removed: np.
                      bad_rows_path: Path, log: Callable[[str], None]) -> RunReport:
     """Step 3: the OPs after the deduplicator on the partition's kept rows, written to
     ``export_path`` (Parquet); the report covers the whole chain on this partition."""
-    rest = recipe.model_copy(update={"process": recipe.process[cut + 1:], "use_checkpoint": False,
-                                     "export_type": "parquet", "keep_stats_in_res_ds": True,
-                                     "export_shard_size": 0})
     rows_file = head.rows_file
     if rows_file is None:
         raise ValueError("finish_partition needs the partition's rows (partition_keys with keep_rows)")
-    if rest.process:
-        skip = {str(rows_file): removed} if removed.any() else None
-        report = LocalExecutor(rest, progress=False, log=log, bad_rows_path=bad_rows_path).run(
-            [rows_file], None, export_path, None, skip, append_bad_rows=True)
-    else:
-        report = _kept_rows(recipe.project_name, rows_file, removed, export_path, recipe.export_compression)
-    first = head.report
-    dedup_row = {**first.ops[cut], "rows_out": first.ops[cut]["rows_in"] - int(removed.sum())}
-    report.ops = first.ops[:cut] + [dedup_row] + report.ops
-    report.rows_in, report.rows_valid = first.rows_in, first.rows_valid
-    report.bad_rows += first.bad_rows
-    report.bad_rows_file = report.bad_rows_file or first.bad_rows_file
-    report.seconds = round(first.seconds + report.seconds, 3)
-    return report
-
-
-def _kept_rows(name: str, rows_file: Path, removed: np.ndarray, export_path: Path, compression: str) -> RunReport:
-    """The output of a chain that ends at its deduplicator: the rows file minus the removed rows
-    (the rows are already in the stage's Parquet layout, stats included), written atomically.
-    One row group at a time; the kept rows are zero-copy slices (runs between removed rows)."""
-    t0 = time.perf_counter()
-    source = pq.ParquetFile(rows_file)
-    if len(removed) != source.metadata.num_rows:
-        raise RuntimeError(f"{rows_file}: {source.metadata.num_rows} rows for {len(removed)} dedup decisions")
-    writer = ParquetWriter(export_path, compression=compression)
-    rows_out = start = 0
-    try:
-        for i in range(source.num_row_groups):
-            group = source.read_row_group(i)
-            drop = removed[start:start + group.num_rows]
-            start += group.num_rows
-            runs = kept_runs(drop, group.num_rows)
-            if runs != [(0, group.num_rows)]:
-                group = pa.concat_tables([group.slice(a, b - a) for a, b in runs]) if runs else group.slice(0, 0)
-            if group.num_rows:
-                writer.write_table(group)
-                rows_out += group.num_rows
-        if not rows_out:
-            writer.write_table(source.schema_arrow.empty_table())
-    except BaseException:
-        writer.abort()
-        raise
-    report = RunReport(recipe=name, rows_out=rows_out, outputs=[str(p) for p in writer.close()])
-    report.seconds = round(time.perf_counter() - t0, 3)
+    rest = dedup.rest_recipe(recipe, cut, export_type="parquet", keep_stats_in_res_ds=True, export_shard_size=0)
+    executor = LocalExecutor(rest, progress=False, log=log, bad_rows_path=bad_rows_path)
+    report = dedup.finish(executor, [rows_file], {str(rows_file): removed}, export_path, copy=not rest.process)
+    seconds = head.report.seconds + report.seconds
+    report = dedup.joined_report(head.report, report, cut, int(removed.sum()))
+    report.seconds = round(seconds, 3)
     return report

@@ -24,16 +24,19 @@ import io
 import os
 import pickle
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 import orjson
 
-from ..io.readers import Chunk, resolve_inputs
-from .faults import remove_stale_temporaries
+from dj_ops.core.faults import remove_stale_temporaries
+from dj_ops.core.recipe import Recipe
+from dj_ops.io.readers import Chunk
+
+from .source import ChunkSource
 
 if TYPE_CHECKING:
-    from .executor import ChunkResult, LocalExecutor
+    from .chain import ChunkResult
 
 #: recipe keys that cannot change the result of a chunk: changing them keeps the checkpoint valid
 NEUTRAL_KEYS = frozenset({
@@ -82,31 +85,35 @@ class ChunkStore:
         return sum(1 for _ in Path(self.directory).glob("chunk-*.pkl"))
 
 
-def plan(executor: "LocalExecutor", files: list[Path] | None, row_range: tuple[int, int] | None,
-         skip: dict[str, np.ndarray] | None, hold_back: int | None,
-         ) -> tuple[Iterable["Chunk | ChunkResult"], ChunkStore | None]:
-    """The chunks of a pass and the store that holds its recorded results (the executor replays
-    those, see :func:`replay`, and records new ones into it); without ``use_checkpoint`` None."""
-    recipe = executor.recipe
+def open_store(recipe: Recipe, source: ChunkSource, hold_back: int | None, outputs: list[Path],
+               log: Callable[[str], None]) -> ChunkStore | None:
+    """The store of the recorded chunk results of the pass reading ``source`` (the backend
+    replays those, see :func:`replay`, and records new ones into it); None without
+    ``use_checkpoint``.  When chunks are replayed, temporaries a crashed run left beside
+    ``outputs`` are removed."""
     if not recipe.use_checkpoint:
-        return executor._chunks(files, row_range, skip), None
-    files = files if files is not None else resolve_inputs(recipe.dataset_path, recipe.suffixes or None)
-    manifest = _manifest(executor, files, row_range, skip, hold_back)
+        return None
+    manifest = _manifest(recipe, source, hold_back)
     key = hashlib.sha256(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS)).hexdigest()[:20]
-    directory = checkpoint_root(recipe) / key
+    root = checkpoint_root(recipe)
+    directory = root / key
     directory.mkdir(parents=True, exist_ok=True)
     manifest_path = directory / "manifest.json"
     if not manifest_path.exists():
         tmp = directory / f".manifest.json.tmp-{os.getpid()}"
         tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         os.replace(tmp, manifest_path)
+        others = [p for p in root.iterdir() if p.is_dir() and p != directory and (p / "manifest.json").exists()]
+        if others:
+            log(f"checkpoint {root}: {len(others)} earlier checkpoint(s) were recorded for another recipe, input or "
+                "engine version and are not used (delete them to reclaim the space)")
     store = ChunkStore(directory)
     done = store.count()
     if done:
-        executor.log(f"checkpoint {directory}: {done} finished chunks are replayed, not recomputed")
-        for out in _outputs_of(executor):
+        log(f"checkpoint {directory}: {done} finished chunks are replayed, not recomputed")
+        for out in outputs:
             remove_stale_temporaries(out)
-    return executor._chunks(files, row_range, skip), store
+    return store
 
 
 def checkpoint_root(recipe: Any) -> Path:
@@ -120,20 +127,19 @@ def replay(chunks: Iterable[Chunk], store: ChunkStore) -> Iterator["Chunk | Chun
         yield chunk if res is None else res
 
 
-def _manifest(executor: "LocalExecutor", files: list[Path], row_range, skip, hold_back) -> dict:
-    recipe = executor.recipe
+def _manifest(recipe: Recipe, source: ChunkSource, hold_back: int | None) -> dict:
     recipe_keys = {k: v for k, v in recipe.model_dump(mode="json").items() if k not in NEUTRAL_KEYS}
     inputs = []
-    for f in files:
+    for f in source.files:
         st = os.stat(f)
         inputs.append({"path": str(Path(f).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
     return {
         "recipe": recipe_keys,
         "inputs": inputs,
-        "row_range": list(row_range) if row_range else None,
-        "chunk_rows": executor.chunk_rows(),  # chunk indexes mean these rows
+        "row_range": list(source.row_range) if source.row_range else None,
+        "chunk_rows": source.chunk_rows,  # chunk indexes mean these rows
         "skip": {src: hashlib.sha256(np.packbits(np.asarray(m, dtype=bool)).tobytes()).hexdigest()
-                 for src, m in sorted((skip or {}).items())},
+                 for src, m in sorted((source.skip or {}).items())},
         "hold_back": hold_back,
         "engine": _engine_signature(),
     }
@@ -146,10 +152,6 @@ def _engine_signature() -> str:
         st = p.stat()
         h.update(f"{p.relative_to(_ENGINE_ROOT)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:20]
-
-
-def _outputs_of(executor: "LocalExecutor") -> list[Path]:
-    return [Path(executor.recipe.export_path), executor.bad_rows_path]
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -165,7 +167,8 @@ class _SafeUnpickler(pickle.Unpickler):
         "numpy._core.multiarray": {"_reconstruct", "scalar"},
         "numpy.core.multiarray": {"_reconstruct", "scalar"},
         "collections": {"OrderedDict"},
-        "dj_ops.core.executor": {"ChunkResult", "OpMetrics"},
+        "dj_ops.engine.chain": {"ChunkResult"},
+        "dj_ops.engine.report": {"OpMetrics"},
         # Arrow's table/array reconstructors and data type factories (never its file classes)
         "pyarrow.lib": {
             "_reconstruct_table", "_reconstruct_record_batch", "_restore_array", "py_buffer", "chunked_array",

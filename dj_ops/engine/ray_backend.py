@@ -1,4 +1,4 @@
-"""Ray executor (``executor_type: ray``): the local executor's chain, run through Ray Data.
+"""Ray backend (``executor_type: ray``): the chain run through Ray Data.
 
 The per-row part of the chain is a Ray Data pipeline: a datasource with one read task per input
 file slices it into the local executor's chunks (same chunk numbers, row ids and line numbers,
@@ -10,7 +10,7 @@ in flight (an object store budget of the local executor's in-flight chunks, see
 :func:`_data_options`; a slow consumer holds reading back) and, with ``preserve_order``,
 delivers the results in input order.
 
-What needs to see every row in order stays on the driver and is the local executor's code:
+What needs to see every row in order stays on the driver and is the coordinator's code:
 deduplicators decide on the keys the actors computed (the first occurrence in input order
 survives; near duplicates cut the chain, so global deduplication is exact), outputs are written
 atomically and checkpoints are recorded by the actors as chunks finish, so the output is the
@@ -23,79 +23,51 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
-import numpy as np
 import pyarrow as pa
 import ray
 from ray.data import DataContext, Datasource
 from ray.data.block import BlockMetadata
 from ray.data.datasource import ReadTask
 
-from ..io.readers import CHUNK_MAX_BYTES, Chunk, file_starts, iter_chunks, resolve_inputs, with_skip
+from dj_ops.core.faults import worker_crashed
+from dj_ops.core.recipe import Recipe
+from dj_ops.io.readers import CHUNK_MAX_BYTES, Chunk, file_starts
+
+from .backend import ChainJob
+from .chain import ChainRunner, ChunkResult
 from .checkpoint import ChunkStore
-from .executor import ChainRunner, ChunkResult, LocalExecutor
-from .faults import worker_crashed
-from .recipe import Recipe
+from .source import ChunkSource
 
 
-@dataclass
-class ChunkSource:
-    """What one pass reads: files, an optional row range and skip masks.  Iterating it gives the
-    chunks on the driver (as the local executor reads them); the Ray executor reads it on the
-    cluster instead, one read task per file."""
+class RayBackend:
+    """Ray Data actors: ``np`` of them (at most the cluster's CPUs), each holding the chain."""
 
-    files: list[Path]
-    batch_size: int
-    max_record_bytes: int
-    row_range: tuple[int, int] | None = None
-    skip: dict[str, np.ndarray] | None = None
-
-    def __iter__(self) -> Iterator[Chunk]:
-        return self.read(self.files, (0, 0))
-
-    def read(self, files: list[Path], start: tuple[int, int]) -> Iterator[Chunk]:
-        for chunk in iter_chunks(files, self.batch_size, self.row_range, start, self.max_record_bytes):
-            yield with_skip(chunk, self.skip.get(chunk.source)) if self.skip else chunk
-
-
-class RayExecutor(LocalExecutor):
-    """Runs a recipe on Ray: connects to ``ray_address`` (``auto``: a running cluster, else a
-    new local one with ``np`` CPUs)."""
-
-    def _chunks(self, files: list[Path] | None, row_range: tuple[int, int] | None,
-                skip: dict[str, np.ndarray] | None = None) -> ChunkSource:
-        files = files if files is not None else resolve_inputs(self.recipe.dataset_path, self.recipe.suffixes or None)
-        return ChunkSource(list(files), self.recipe.batch_size, self.recipe.max_record_bytes, row_range, skip)
-
-    def _map(self, chunks: Iterable[Chunk], analyze: bool,
-             record: ChunkStore | None = None) -> Iterator[ChunkResult]:
-        if not isinstance(chunks, ChunkSource):
-            raise TypeError("the Ray executor reads its input on the cluster: pass a ChunkSource")
-        connect(self.recipe)
-        first = next(iter(chunks), None)  # the fusion probe reads the first rows of this pass
-        plan = self._plan_obj(first).to_dict(self.ops)
-        if first is None:
+    def results(self, source: ChunkSource, job: ChainJob, store: ChunkStore | None,
+                log: Callable[[str], None]) -> Iterator[ChunkResult]:
+        recipe = job.recipe
+        connect(recipe)
+        if source.first() is None:
             return
-        n_workers = max(1, min(self.recipe.np, int(ray.cluster_resources().get("CPU", 1))))
+        n_workers = max(1, min(recipe.np, int(ray.cluster_resources().get("CPU", 1))))
         with _data_options(DataContext.get_current(), n_workers):
             ds = ray.data.read_datasource(
-                _ChunkDatasource(chunks), override_num_blocks=len(chunks.files),
+                _ChunkDatasource(source), override_num_blocks=len(source.files),
                 # reading only slices raw lines / record batches: like the local coordinator, it
                 # takes no CPU slot from the chain's actors
                 num_cpus=0)
             ds = ds.map_batches(
                 _ChainActor, batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=n_workers),
-                fn_constructor_args=(self.recipe.model_dump_json(), analyze, plan, record, n_workers),
-                **_actor_options(self.ops, self.log))
+                fn_constructor_args=(recipe.model_dump_json(), job.analyze, job.plan, store, n_workers),
+                **_actor_options(job.ops, log))
             try:
                 for batch in ds.iter_batches(batch_size=1, batch_format="pyarrow", prefetch_batches=1):
                     for blob in batch.column("result").to_pylist():
                         yield pickle.loads(blob)
             except ray.exceptions.RayActorError as exc:
-                raise worker_crashed("a chunk on a Ray actor", record.directory if record else None) from exc
+                raise worker_crashed("a chunk on a Ray actor", store.directory if store else None) from exc
 
 
 @contextlib.contextmanager
@@ -153,7 +125,7 @@ class _ChunkDatasource(Datasource):
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context: Any = None) -> list:
         source = self.source
-        starts = file_starts(source.files, source.batch_size, source.row_range, source.max_record_bytes)
+        starts = file_starts(source.files, source.chunk_rows, source.row_range, source.max_record_bytes)
         tasks = []
         for path, start in zip(source.files, starts):
             def read(path: Path = path, start: tuple[int, int] = start) -> Iterator[pa.Table]:
@@ -205,7 +177,7 @@ def gpu_fraction(gpu_ops: list, log=lambda msg: None) -> float:
     declared = [op.gpu_required for op in gpu_ops if op.gpu_required]
     if declared:
         return min(1.0, max(declared))
-    from ..models.placement import measure_worker_bytes, parse_bytes
+    from .placement import measure_worker_bytes, parse_bytes
 
     per_gpu = _gpu_memory_bytes()
     need = sum(parse_bytes(op.mem_required) for op in gpu_ops)

@@ -22,45 +22,14 @@ Without ``op_fusion`` every OP is its own step, in recipe order.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .base import Filter, OP
-from .batch import Batch
-
-# ---------------------------------------------------------------------------------------------
-# Shared slices (read by dj_ops.ops.common.images)
-
-_SHARED_SLICE: contextvars.ContextVar[int | None] = contextvars.ContextVar("dj_shared_slice", default=None)
-
-
-@contextlib.contextmanager
-def shared_slice(batch: Batch) -> Iterator[None]:
-    """Inside this block OPs treat ``batch`` as one slice and share its heavy intermediates."""
-    token = _SHARED_SLICE.set(id(batch))
-    try:
-        yield
-    finally:
-        _SHARED_SLICE.reset(token)
-
-
-def is_shared_slice(batch: Batch) -> bool:
-    return _SHARED_SLICE.get() == id(batch)
-
-
-def slice_rows(op: OP) -> int | None:
-    """Rows per slice an OP with heavy (per-slice) intermediates wants; None for the others."""
-    fn = getattr(op, "slice_rows", None)
-    return int(fn()) if callable(fn) else None
-
-
-# ---------------------------------------------------------------------------------------------
-# The plan
+from dj_ops.core.batch import Batch
+from dj_ops.ops.base import OP, Filter
 
 
 @dataclass
@@ -159,13 +128,6 @@ def filter_runs(ops: Sequence[OP]) -> list[list[int]]:
     return runs
 
 
-def intermediate_keys(op: OP) -> tuple[str, ...]:
-    """What an OP shares: its instance-level keys when it has them (a model OP names its CLIP
-    tower and preprocessing), else the class-level ``intermediates``."""
-    fn = getattr(op, "intermediate_keys", None)
-    return tuple(fn()) if callable(fn) else tuple(op.intermediates)
-
-
 def build_plan(ops: Sequence[OP], *, op_fusion: bool, strategy: str = "probe", probe: Batch | None = None,
                apply: Callable[[int, Batch], Batch] | None = None) -> Plan:
     """The execution plan of ``ops``.
@@ -190,8 +152,8 @@ def build_plan(ops: Sequence[OP], *, op_fusion: bool, strategy: str = "probe", p
         if more_to_probe and batch is not None and apply is not None and len(batch):
             # the probe rows go on through this step, as the executor will run it
             for k in step.positions:
-                with shared_slice(batch):
-                    batch = apply(k, batch)
+                batch.shared_slice = True
+                batch = apply(k, batch)
                 if not len(batch):
                     break
     return plan
@@ -199,7 +161,7 @@ def build_plan(ops: Sequence[OP], *, op_fusion: bool, strategy: str = "probe", p
 
 def _plan_run(ops: Sequence[OP], run: list[int], strategy: str, probe: Batch | None) -> Step:
     measured: dict[int, dict[str, float]] = {}
-    keys = {k: intermediate_keys(ops[k]) for k in run}
+    keys = {k: ops[k].intermediate_keys() for k in run}
     if probe is not None and len(probe):
         try:
             measured = _measure(ops, run, probe)
@@ -209,10 +171,10 @@ def _plan_run(ops: Sequence[OP], run: list[int], strategy: str, probe: Batch | N
         order = _greedy_order(run, keys, measured)
     else:
         # no probe: the recipe order, model-based (sliced) filters last
-        order = sorted(run, key=lambda k: slice_rows(ops[k]) is not None)
-    sliced = [j for j, k in enumerate(order) if slice_rows(ops[k]) is not None]
+        order = sorted(run, key=lambda k: ops[k].slice_rows() is not None)
+    sliced = [j for j, k in enumerate(order) if ops[k].slice_rows() is not None]
     slice_from = sliced[0] if sliced else None
-    rows = max((slice_rows(ops[k]) or 0) for k in order[slice_from:]) if slice_from is not None else 0
+    rows = max((ops[k].slice_rows() or 0) for k in order[slice_from:]) if slice_from is not None else 0
     shared: dict[str, list[str]] = {}
     for k in order:
         for key in keys[k]:
@@ -231,33 +193,32 @@ def _measure(ops: Sequence[OP], run: list[int], probe: Batch) -> dict[int, dict[
     """
     # one-time costs (loading a model, compiling, reading word lists) are not per-row costs
     for k in run:
-        load = getattr(ops[k], "load_models", None)
-        if callable(load):
-            load()  # running a model on one row would cost a whole (padded) micro-batch
+        if ops[k].placement() is not None:
+            ops[k].load_models()  # running a model on one row would cost a whole (padded) micro-batch
         else:
             ops[k].ensure_stats(_copy(probe.take(np.arange(1))))
     part = _copy(probe)
+    part.shared_slice = True
     out: dict[int, dict[str, float]] = {}
     n = len(part)
-    with shared_slice(part):
-        for k in run:
-            op = ops[k]
-            assert isinstance(op, Filter)
-            t0 = time.perf_counter()
-            op.ensure_stats(part)
-            cold = time.perf_counter() - t0
-            bad = set(part.bad)
-            keep = np.asarray(op.keep(part), dtype=bool)
-            valid = [i for i in range(n) if i not in bad]
-            rate = float(keep[valid].mean()) if valid else 1.0
-            out[k] = {"cold_seconds": cold, "pass_rate": rate, "rows": len(valid)}
-        for k in run:
-            op = ops[k]
-            saved = {key: part.stats.pop(key) for key in getattr(op, "stats_keys", ()) if key in part.stats}
-            t0 = time.perf_counter()
-            op.ensure_stats(part)
-            out[k]["warm_seconds"] = time.perf_counter() - t0
-            part.stats.update(saved)
+    for k in run:
+        op = ops[k]
+        assert isinstance(op, Filter)
+        t0 = time.perf_counter()
+        op.ensure_stats(part)
+        cold = time.perf_counter() - t0
+        bad = set(part.bad)
+        keep = np.asarray(op.keep(part), dtype=bool)
+        valid = [i for i in range(n) if i not in bad]
+        rate = float(keep[valid].mean()) if valid else 1.0
+        out[k] = {"cold_seconds": cold, "pass_rate": rate, "rows": len(valid)}
+    for k in run:
+        op = ops[k]
+        saved = {key: part.stats.pop(key) for key in op.stats_keys if key in part.stats}
+        t0 = time.perf_counter()
+        op.ensure_stats(part)
+        out[k]["warm_seconds"] = time.perf_counter() - t0
+        part.stats.update(saved)
     for v in out.values():
         v["ms_per_row"] = 1000 * v["cold_seconds"] / max(1, n)
     return out

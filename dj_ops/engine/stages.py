@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .base import Deduplicator, Filter
-from .recipe import OpSpec, Recipe, RecipeError
-from .registry import load_all_ops
+from dj_ops.core.recipe import OpSpec, Recipe, RecipeError
+from dj_ops.core.registry import load_all_ops
+from dj_ops.ops.base import Deduplicator, Filter
 
 #: asset names an orchestrator uses beside the stages
 RESERVED_STAGE_NAMES = frozenset({"input_shards", "export"})
@@ -44,7 +44,7 @@ class Stage:
 
 def op_device(spec: OpSpec) -> str:
     cls = load_all_ops()[spec.name]
-    return spec.params.get("accelerator") or getattr(cls, "_accelerator", "cpu")
+    return spec.params.get("accelerator") or cls.default_accelerator
 
 
 def _is_global(spec: OpSpec) -> bool:
@@ -59,14 +59,14 @@ def _make_stage(name: str, index: int, specs: list[OpSpec], lo: float = 0.0, hi:
         cls = ops[spec.name]
         if issubclass(cls, Filter) and cls.has_stats:
             stats.extend(k for k in cls.stat_bounds if k not in stats)
-        for inter in getattr(cls, "intermediates", ()):
+        for inter in cls.intermediates:
             shared.setdefault(inter, []).append(spec.name)
     return Stage(
         name=name, index=index, specs=tuple(specs),
         is_global=any(_is_global(s) for s in specs),
         uses_gpu=any(op_device(s) == "cuda" for s in specs),
         stats_keys=tuple(stats),
-        uses_text=any(getattr(ops[s.name], "uses_text", True) for s in specs), min_keep_ratio=lo, max_keep_ratio=hi,
+        uses_text=any(ops[s.name].uses_text for s in specs), min_keep_ratio=lo, max_keep_ratio=hi,
         intermediates={k: tuple(v) for k, v in shared.items()},
     )
 

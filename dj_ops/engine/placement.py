@@ -3,19 +3,19 @@
 Data-Juicer divides the free memory reported by ``nvidia-smi`` by each OP's declared
 ``mem_required`` (or runs one process per GPU when none is declared), which both runs out of
 memory (models bigger than declared) and leaves GPUs idle (over-declared).  Here the coordinator
-loads the chain's models once on the first GPU, runs one batch of synthetic images through each
-model OP, and takes what that cost: the weights (towers shared between OPs counted once) plus the
+loads the chain's models once on the first GPU, runs one sample batch through each model OP
+(``OP.sample_batch``, e.g. synthetic images), and takes what that cost: the weights (towers shared between OPs counted once) plus the
 largest activation peak, plus the CUDA context.  ``mem_required`` (if set) is a floor on that
 per-worker need, i.e. a cap on the number of workers: never more than Data-Juicer would start.
 """
 
 from __future__ import annotations
 
-import io
 from typing import Any, Callable, Sequence
 
-from dj_ops.core.base import OP
-from dj_ops.core.batch import Batch
+from dj_ops.ops.base import OP
+
+from .apply import apply_op
 
 #: CUDA context and allocator slack per worker process
 CONTEXT_BYTES = 600 << 20
@@ -44,28 +44,20 @@ def workers_for(need_bytes: int, free_bytes: Sequence[int], requested: int) -> i
     return max(1, min(fit, max(requested, len(free_bytes))))
 
 
-def synthetic_batch(op: OP, rows: int) -> Batch:
-    """``rows`` samples of one 512x384 JPEG each (given as bytes) with a caption, for measuring."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (512, 384), (120, 90, 60)).save(buf, format="JPEG")
-    blob = buf.getvalue()
-    text = f"{getattr(op, 'image_token', '<__dj__image>')} a photo"
-    return Batch({op.text_key: [text] * rows, op.image_key: [[f"synthetic-{i}.jpg"] for i in range(rows)],
-                  op.image_bytes_key: [[blob] for _ in range(rows)]})
-
-
 def measure_worker_bytes(ops: Sequence[OP]) -> int:
     """Device bytes one worker needs for the model OPs of ``ops`` (loaded here on this process's
-    device, then released)."""
-    from . import runtime
+    device, run on each OP's sample batch, then released)."""
+    from dj_ops.models import runtime
 
-    model_ops = [op for op in ops if callable(getattr(op, "load_models", None))]
+    model_ops = [op for op in ops if op.placement() is not None]
     if not model_ops:
         return 0
     for op in model_ops:
-        op.compute_stats(synthetic_batch(op, runtime.default_batch_size(op.placement())))
+        sample = op.sample_batch(runtime.default_batch_size(op.placement()))
+        if sample is None:
+            op.load_models()  # its weights count; no activation peak can be measured
+        else:
+            apply_op(op, sample)
     weights: dict[int, int] = {}
     peak = 0
     for m in runtime.loaded_models():
@@ -93,4 +85,4 @@ def gpu_workers(ops: Sequence[OP], requested: int, log: Callable[[str], None] = 
     return n
 
 
-__all__ = ["gpu_workers", "measure_worker_bytes", "parse_bytes", "synthetic_batch", "workers_for"]
+__all__ = ["gpu_workers", "measure_worker_bytes", "parse_bytes", "workers_for"]

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from dj_ops.core.base import Filter
 from dj_ops.core.batch import Batch
-from dj_ops.models import runtime
+from dj_ops.ops.base import Filter
+from dj_ops.ops.base.intermediates import stats_by_slice
 from dj_ops.ops.common import images, videos
+
+from . import runtime
 
 REDUCE_MODES = ("avg", "max", "min")
 #: key frames per video assumed when sizing slices (the count is known only after decoding)
@@ -34,7 +36,7 @@ def reduce_scores(values: list[float], mode: str) -> float:
 class VideoFrameModelFilter(Filter):
     """One score per distinct video of a sample: its frames' scores reduced with ``reduce_mode``."""
 
-    _accelerator = "cuda"
+    default_accelerator = "cuda"
     uses_text = False
     stat_key: ClassVar[str] = ""
 
@@ -66,6 +68,9 @@ class VideoFrameModelFilter(Filter):
     def frames_per_video(self) -> int:
         return self.frame_num if self.frame_sampling_method == "uniform" else KEYFRAMES_PER_VIDEO
 
+    def placement(self) -> runtime.Placement:
+        return self.image_op.placement()
+
     def slice_rows(self) -> int:
         return max(1, self.image_op.slice_rows() // self.frames_per_video())
 
@@ -81,7 +86,7 @@ class VideoFrameModelFilter(Filter):
                                                      if key != "images")
 
     def compute_stats(self, batch: Batch) -> None:
-        images.run_sliced(batch, self.slice_rows(), self.slice_stats)
+        stats_by_slice(batch, self.slice_rows(), self.slice_stats)
 
     def video_frames(self, part: Batch) -> tuple[list[list], dict[tuple[int, Any], list]]:
         """Distinct videos per row and, per (row, video), its frames' image items; rows with an
