@@ -63,11 +63,15 @@ class Applied:
 StatsTransform = Callable[[list], list]
 
 
-def apply_op(op: OP, batch: Batch, *, filter_rows: bool = True, stats_transform: StatsTransform | None = None
-             ) -> Applied:
-    """Run ``op`` on ``batch`` (see the module docstring).  ``batch`` may be changed in place."""
+def apply_op(op: OP, batch: Batch, *, filter_rows: bool = True, stats_transform: StatsTransform | None = None,
+             skip_errors: bool | None = None) -> Applied:
+    """Run ``op`` on ``batch`` (see the module docstring).  ``batch`` may be changed in place.
+
+    ``skip_errors``: set aside the rows on which the OP raises (default: the OP's
+    ``skip_op_error``); False lets the exception through."""
     t0 = time.perf_counter()
     set_aside: list[SetAside] = []
+    skip = op.skip_op_error if skip_errors is None else skip_errors
     if isinstance(op, Filter):
         def score(b: Batch) -> Batch:
             op.ensure_stats(b)
@@ -76,14 +80,14 @@ def apply_op(op: OP, batch: Batch, *, filter_rows: bool = True, stats_transform:
                     b.stats[key] = stats_transform(b.stats[key])
             return b
 
-        scored = _isolated(op, batch, score, set_aside)
+        scored = _isolated(op, batch, score, set_aside, skip)
         mask = np.asarray(op.keep(scored), dtype=bool) if filter_rows and len(scored) \
             else np.ones(len(scored), dtype=bool)
         out = Applied(scored.take(mask), scored=scored, mask=mask)
     elif isinstance(op, Mapper):
         before = list(batch.columns.get(op.text_key, []))
         before_ids = batch.row_ids
-        mapped = _isolated(op, batch, op.process_batched, set_aside)
+        mapped = _isolated(op, batch, op.process_batched, set_aside, skip)
         out = Applied(mapped)
         if len(mapped) == len(before) and (before_ids == mapped.row_ids).all():
             after = mapped.columns.get(op.text_key, [])
@@ -96,7 +100,7 @@ def apply_op(op: OP, batch: Batch, *, filter_rows: bool = True, stats_transform:
             b.cache[key_column] = op.compute_hash(b)
             return b
 
-        hashed = _isolated(op, batch, hash_rows, set_aside)
+        hashed = _isolated(op, batch, hash_rows, set_aside, skip)
         out = Applied(hashed, keys=hashed.cache.pop(key_column, []))
     else:
         raise TypeError(f"{op.name}: unsupported OP type {type(op).__name__}")
@@ -105,13 +109,14 @@ def apply_op(op: OP, batch: Batch, *, filter_rows: bool = True, stats_transform:
     return out
 
 
-def _isolated(op: OP, batch: Batch, step: Callable[[Batch], Batch], set_aside: list[SetAside]) -> Batch:
-    """``step(batch)``; if it raises, retried row by row with the failing rows set aside.  Rows
-    the OP itself marked bad are set aside too."""
+def _isolated(op: OP, batch: Batch, step: Callable[[Batch], Batch], set_aside: list[SetAside], skip: bool
+              ) -> Batch:
+    """``step(batch)``; if it raises and ``skip``, retried row by row with the failing rows set
+    aside.  Rows the OP itself marked bad are set aside too."""
     try:
         return _without_marked(op, step(batch), set_aside)
     except Exception:
-        if not op.skip_op_error:
+        if not skip:
             raise
     parts = []
     for i in range(len(batch)):

@@ -13,7 +13,7 @@ from dj_ops.models import clip, runtime  # noqa: E402
 from dj_ops.ops.common import images  # noqa: E402
 from dj_ops.ops.common.models import ModelLoadError  # noqa: E402
 from tests.conftest import shared_path  # noqa: E402
-from tests.helpers_ops import make_op, run_op  # noqa: E402
+from tests.helpers_ops import apply_to, make_op, run_op  # noqa: E402
 from tests.ops.tiny_vision_models import build_tiny_aesthetics, build_tiny_model_set  # noqa: E402
 
 IMG = "<__dj__image>"
@@ -388,8 +388,8 @@ def test_missing_truncated_and_oversized_images_are_set_aside_by_model_filters(m
             {"images": [str(truncated)]}, {"images": [str(bomb)]}, {"images": [pics["lena.jpg"]]}]
     for op in (make_op("image_aesthetics_filter", hf_scorer_model=models["aesthetics"], min_score=-1e9),
                make_op("image_nsfw_filter", hf_nsfw_model=models["vit"])):
-        _, batch = run_op(op, rows)
-        assert sorted(batch.bad) == [1, 2, 3], op.name
-        assert ["not found" in batch.bad[1], "truncated" in batch.bad[2], "decompression bomb" in batch.bad[3]] \
-            == [True] * 3
-        assert all(len(batch.stats[op.stats_keys[0]][i]) == 1 for i in (0, 4))
+        res = apply_to(op, rows)
+        bad = {row.row_id: row.reason for row in res.set_aside}
+        assert sorted(bad) == [1, 2, 3], op.name
+        assert ["not found" in bad[1], "truncated" in bad[2], "decompression bomb" in bad[3]] == [True] * 3
+        assert res.scored.row_ids.tolist() == [0, 4] and all(len(v) == 1 for v in res.scored.stats[op.stats_keys[0]])

@@ -15,7 +15,7 @@ pytest.importorskip("av")
 
 from dj_ops.core.batch import Batch  # noqa: E402
 from dj_ops.ops.common import videos  # noqa: E402
-from tests.helpers_ops import make_op, run_op  # noqa: E402
+from tests.helpers_ops import apply_to, make_op, run_op  # noqa: E402
 from tests.ops.video_samples import dj_video, write_video  # noqa: E402
 
 # Data-Juicer 1.6.1 on the test videos: duration (s), (width, height), key frame seconds, the
@@ -134,10 +134,11 @@ def test_unreadable_videos_are_bad_rows(tmp_path, name):
     audio_only.write_text("not a video")
     samples = [{"videos": [good]}, {"videos": [str(tmp_path / "missing.mp4")]}, {"videos": [good, str(corrupt)]},
                {"videos": [str(audio_only)]}, {"videos": []}]
-    _, batch = run_op(make_op(name, min_score=-2) if "motion" in name else make_op(name), samples)
-    assert sorted(batch.bad) == [1, 2, 3]
-    assert "not found" in batch.bad[1] and "missing.mp4" in batch.bad[1]
-    assert "corrupt.mp4" in batch.bad[2] and "text.mp4" in batch.bad[3]
+    res = apply_to(make_op(name, min_score=-2) if "motion" in name else make_op(name), samples)
+    bad = {row.row_id: row.reason for row in res.set_aside}
+    assert sorted(bad) == [1, 2, 3] and res.batch.row_ids.tolist() == [0, 4]
+    assert "not found" in bad[1] and "missing.mp4" in bad[1]
+    assert "corrupt.mp4" in bad[2] and "text.mp4" in bad[3]
 
 
 # -- frame sampling ------------------------------------------------------------------------------

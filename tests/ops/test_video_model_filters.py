@@ -13,7 +13,7 @@ pytest.importorskip("av")
 from dj_ops.core.batch import Batch  # noqa: E402
 from dj_ops.models import clip, runtime  # noqa: E402
 from dj_ops.ops.common import videos  # noqa: E402
-from tests.helpers_ops import make_op, run_op  # noqa: E402
+from tests.helpers_ops import apply_to, make_op, run_op  # noqa: E402
 from tests.ops.tiny_vision_models import build_tiny_model_set  # noqa: E402
 from tests.ops.video_samples import write_video  # noqa: E402
 
@@ -153,10 +153,10 @@ def test_bad_videos_are_bad_rows(models, vids, tmp_path):
     broken.write_bytes(b"\x00" * 100)
     rows = [[vids[0]], [str(broken)], [str(tmp_path / "missing.mp4"), vids[1]]]
     op = make_op("video_aesthetics_filter", hf_scorer_model=models["aesthetics"], min_score=-1e9, max_score=1e9)
-    _, batch = run_op(op, [{"videos": r} for r in rows])
-    assert sorted(batch.bad) == [1, 2] and "broken.mp4" in batch.bad[1] and "not found" in batch.bad[2]
-    assert batch.stats["video_frames_aesthetics_score"][1:] == [[], []] and len(batch.stats[
-        "video_frames_aesthetics_score"][0]) == 1
+    res = apply_to(op, [{"videos": r} for r in rows])
+    bad = {row.row_id: row.reason for row in res.set_aside}
+    assert sorted(bad) == [1, 2] and "broken.mp4" in bad[1] and "not found" in bad[2]
+    assert res.batch.row_ids.tolist() == [0] and len(res.batch.stats["video_frames_aesthetics_score"][0]) == 1
 
 
 def test_fused_ops_share_frames_and_embeddings(models, vids, monkeypatch):
