@@ -1,4 +1,5 @@
-"""Shared fixtures: Data-Juicer's own test cases from ../shared (skipped with a reason when absent)."""
+"""Shared fixtures: Data-Juicer's own test cases (tests/fixtures) and the shared corpora and media
+of ../shared (tests needing those skip with a reason when it is absent)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("DJ_SHARED_DIR", REPO.parent / "shared"))
 SHARED_DATA = SHARED / "data"
+DJ_CASES = Path(__file__).resolve().parent / "fixtures" / "dj_cases.json"
 
 
 def shared_path(*parts: str) -> Path:
@@ -22,11 +24,12 @@ def shared_path(*parts: str) -> Path:
 
 
 def dj_cases_for(op_name: str) -> list[dict]:
-    """Data-Juicer unit-test cases for ``op_name`` from ../shared/data/dj_cases.json."""
-    data = json.loads(shared_path("dj_cases.json").read_text())
+    """Data-Juicer's unit-test cases for ``op_name`` (tests/fixtures/dj_cases.json); an OP
+    without any is an error, not a skip (the cases are in the repository)."""
+    data = json.loads(DJ_CASES.read_text())
     cases = [c for c in data["cases"] + data["extra_cases"] if c["op"] == op_name]
     if not cases:
-        pytest.skip(f"no Data-Juicer case for {op_name}")
+        raise LookupError(f"no Data-Juicer case for {op_name} in {DJ_CASES}")
     return cases
 
 
