@@ -1,8 +1,8 @@
 """Keeps Python's cyclic garbage collector off the objects a process already holds while work runs.
 
-A full collection walks every tracked object of the process: in a Dagster step process (Dagster,
-SQLAlchemy, the recipe's definitions, the run's context: ~250,000 objects) one took 70-100 ms, and
-a run of a few seconds triggered two.  Objects alive when work starts
+A full collection walks every tracked object of the process: a Dagster step process (Dagster,
+SQLAlchemy, the recipe's definitions, the run's context) holds hundreds of thousands, and a run of
+a few seconds triggered several full collections (bench/RESULTS.md has the figures).  Objects alive when work starts
 (imports, definitions, loaded models) live on anyway: :func:`frozen_heap` moves them to the
 collector's permanent generation (``gc.freeze``), so collections during the work only walk what
 the work made, and forked workers never touch (and so copy) the pages those objects live on.

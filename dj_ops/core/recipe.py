@@ -163,8 +163,8 @@ class Recipe(BaseModel):
     #: file becomes a partition and a run; files there are part of the dataset
     inbox_path: str | None = None
     #: codec of the stages' partition files, which the next stage and the export read back: lz4 writes
-    #: faster and reads ~3x faster than snappy (readers need Parquet's LZ4_RAW: pyarrow >= 8, Spark >= 3.3,
-    #: DuckDB, polars); snappy, zstd, gzip or none also work
+    #: and reads faster than snappy (bench/RESULTS.md; readers need Parquet's LZ4_RAW: pyarrow >= 8,
+    #: Spark >= 3.3, DuckDB, polars); snappy, zstd, gzip or none also work
     stage_compression: ParquetCodec = "lz4"
     #: input files with more rows than this are split into partitions of this many rows (0: never)
     partition_rows: int = 100_000

@@ -96,7 +96,7 @@ def _pooled(chunks: Iterator[Chunk | ChunkResult], job: ChainJob, store: checkpo
     # forked workers inherit the probe's models: no load per worker, weights shared copy-on-write
     ctx = mp.get_context("fork" if fork else "spawn")
     if fork:
-        # pyarrow imports pandas (~0.15 s) on its first conversion of Python objects, to tell
+        # pyarrow imports pandas (slow) on its first conversion of Python objects, to tell
         # pandas types apart: done once here, the workers inherit it instead of each paying it
         pa.array([0])
     # the coordinator's objects (imports, models, an orchestrator's) stay out of the workers'

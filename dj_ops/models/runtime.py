@@ -38,8 +38,8 @@ EXTERNAL_MODELS_HOME_ENV = "DATA_JUICER_EXTERNAL_MODELS_HOME"
 DTYPE_ENV = "DJ_MODEL_DTYPE"
 BATCH_ENV = "DJ_MODEL_BATCH_SIZE"
 #: images per forward pass.  CPU: one -- on one thread a ViT's matrix products are already large
-#: at one image (DJ's per-image ViT-L/14 ran at 1.38 s/image vs 1.52 here with 4), and the padded
-#: last micro-batch of every slice (results must not depend on the grouping) is pure waste.
+#: at one image (batches of 4 were slower per image: bench/RESULTS.md), and the padded last
+#: micro-batch of every slice (results must not depend on the grouping) is pure waste.
 DEFAULT_BATCH = {"cpu": 1, "cuda": 128}
 #: rows the fusion planner probes and rows per slice, at least: pass rates need a few rows
 MIN_PROBE_ROWS, MIN_SLICE_ROWS = 4, 16

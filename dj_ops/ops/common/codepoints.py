@@ -36,7 +36,7 @@ def codepoints(texts: Sequence[str]) -> Codepoints:
 def char_class_table(predicate: str) -> np.ndarray:
     """``table[cp] == chr(cp).<predicate>()`` for every code point, e.g. ``char_class_table("isalnum")``.
 
-    Built from the ``str`` method itself (~0.1 s, once per process), so it agrees with Python exactly.
+    Built from the ``str`` method itself (once per process), so it agrees with Python exactly.
     """
     test = getattr(str, predicate)
     table = np.frombuffer(bytes(map(test, map(chr, range(N_CODEPOINTS)))), dtype=bool)

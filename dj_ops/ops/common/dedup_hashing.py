@@ -3,8 +3,8 @@
 Both OPs hash every *shingle* (``window_size`` consecutive tokens of a document, encoded as
 UTF-8) exactly as Data-Juicer does: MinHash with ``sha1_hash32`` (the first 4 bytes of SHA-1 read
 little-endian), SimHash with ``simhash.unsigned_hash`` (the first 8 bytes of MD5 read
-big-endian).  A Python loop over ``hashlib`` costs ~0.6 µs per shingle (~150 µs per IMDB review)
-before any MinHash arithmetic, so the hashes, the MinHash permutations and the SimHash bit votes
+big-endian).  A Python loop over ``hashlib`` per shingle would cost more than all the MinHash
+arithmetic (bench/RESULTS.md), so the hashes, the MinHash permutations and the SimHash bit votes
 run in numba kernels over a whole batch:
 
 * a batch becomes one UTF-8 byte buffer plus (start, end) byte offsets of every token
@@ -20,7 +20,7 @@ The indexes are non-streaming: they collect one key per row and decide at ``fina
 near-duplicate clusters are connected components (``scipy.sparse.csgraph``) and every row but
 the first of its cluster is removed, which is what Data-Juicer's ``UnionFind`` (union to the
 smaller root, keep ``find(i) == i``) keeps.  ``finalize`` runs in numpy/scipy: the coordinating
-process never loads numba (~170 MB of RSS).
+process never loads numba (whose resident memory would count in every run).
 """
 
 from __future__ import annotations
