@@ -143,3 +143,21 @@ def test_repeated_random_kills_of_run_and_workers(tmp_path, seed):
     res = run(recipe)
     assert res.returncode == 0, res.stderr
     assert outputs(out) == expected
+
+
+def test_checkpoints_of_another_recipe_or_engine_are_not_replayed_and_said_so(tmp_path):
+    """A checkpoint recorded for another recipe, input or engine version (its fingerprint differs)
+    is never replayed: the run starts afresh and says so."""
+    dataset = tmp_path / "data"
+    write_dataset(dataset, seed=3, n_per_file=30)
+    out, ckpt = tmp_path / "out", tmp_path / "ckpt"
+    stale = ckpt / "0123456789abcdef0123"
+    stale.mkdir(parents=True)
+    (stale / "manifest.json").write_text('{"engine": "an older one"}')
+    (stale / "chunk-00000000.pkl").write_bytes(b"not a chunk of this run")
+    recipe = write_recipe(tmp_path / "r.yaml", dataset, out, [{"text_length_filter": {"min_len": 20}}],
+                          use_checkpoint=True, checkpoint_dir=str(ckpt))
+    said: list[str] = []
+    LocalExecutor(load_recipe(recipe), progress=False, log=said.append).run()
+    assert any("1 earlier checkpoint(s)" in m and "not used" in m for m in said)
+    assert outputs(out) == clean_outputs(tmp_path, dataset, [{"text_length_filter": {"min_len": 20}}])
