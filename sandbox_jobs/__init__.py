@@ -10,9 +10,10 @@ one partition per trial (:mod:`sandbox_jobs.definitions`, the only module that i
 dagster).
 """
 
-from .config import SandboxConfig, SandboxConfigError, load_sandbox_config, sandbox_from_dict
+from .config import SandboxConfig, SandboxConfigError
 from .hooks import HOOKS, Hook, register_hook
 from .ksigma import refine_recipe_k_sigma
+from .loader import load_sandbox_config, sandbox_from_dict
 from .runner import SandboxRunner
 
 __all__ = ["HOOKS", "Hook", "SandboxConfig", "SandboxConfigError", "SandboxRunner", "load_sandbox_config",

@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from .config import SandboxConfigError, sandbox_from_dict
+from .config import SandboxConfigError
+from .loader import sandbox_from_dict
 from .runner import SandboxRunner
 
 
@@ -74,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             data["work_dir"] = args.work_dir
         sandbox = sandbox_from_dict(data, args.base_dir, source=str(path))
         if args.trials:
-            hpo = sandbox.hpo()
+            from .hpo import load_hpo_config
+
+            hpo = load_hpo_config(sandbox)
             if hpo is None:
                 raise SandboxConfigError("--trials needs a sandbox with hpo_config")
             data["hpo_config"] = {**hpo.model_dump(exclude_none=True), "sweep_max_count": args.trials}

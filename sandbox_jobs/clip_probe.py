@@ -27,11 +27,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from .data import read_rows, sample_rows
+from .torch_device import pick_device, set_threads
 
 #: rows embedded per batch: decoded images live only as long as one batch
 EMBED_ROWS = 64
+
+
+class ClipSettings(BaseModel):
+    """The CLIP model of a ``clip_linear_probe`` and where rows keep their images."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: a local folder or a hub id (resolved as the CLIP-based OPs resolve ``hf_clip``)
+    model: str = "openai/clip-vit-base-patch32"
+    #: the field with each row's image path (or a list of paths: the first one is used)
+    image_key: str = "images"
+    #: L2-normalise the embeddings before the probe (as CLIP compares them)
+    normalize: bool = True
 
 
 @dataclass(frozen=True)
@@ -172,8 +186,6 @@ def train_probe(settings, out_dir: Path, cache_dir: Path | None, log=print) -> d
     """Train the probe on ``settings.train_dataset``; write ``model.pt`` and ``model.json``."""
     import torch
 
-    from .models import _set_threads, pick_device
-
     c = settings.clip
     rows = read_rows(settings.train_dataset, [c.image_key, settings.label_key], settings.text_key)
     total_rows = len(rows)
@@ -190,7 +202,7 @@ def train_probe(settings, out_dir: Path, cache_dir: Path | None, log=print) -> d
     feats = _features(x, c.normalize)
     mean, std = feats.mean(0), feats.std(0) + 1e-6
 
-    _set_threads(settings.threads)
+    set_threads(settings.threads)
     device = pick_device(settings.device)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -242,8 +254,6 @@ def train_probe(settings, out_dir: Path, cache_dir: Path | None, log=print) -> d
 def evaluate_probe(settings, meta: dict[str, Any], cache_dir: Path | None, log=print) -> dict[str, Any]:
     """Held-out accuracy of a probe, next to the majority-label accuracy and the cross-entropy."""
     import torch
-
-    from .models import ClipSettings
 
     c = ClipSettings(**meta["clip"])
     label_key = settings.label_key or meta["label_key"]

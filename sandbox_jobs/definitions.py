@@ -32,8 +32,9 @@ from typing import Any
 
 import dagster as dg
 
-from .config import STEPS, SandboxConfig, is_sandbox_config, load_sandbox_config
+from .config import STEPS, SandboxConfig
 from .context import TrialContext, load_trial_record
+from .loader import is_sandbox_config, load_sandbox_config
 from .plots import trials_markdown, trials_table_md
 from .runner import SandboxRunner, StepResult
 

@@ -83,6 +83,17 @@ def hook_class(name: str) -> type["Hook"]:
     return HOOKS[name]
 
 
+def output_names(job: JobConfig) -> list[str]:
+    """A job's result names: its ``output`` list renames the hook's results in order."""
+    names = list(hook_class(job.hook).outputs)
+    if job.output:
+        if len(job.output) > len(names):
+            raise SandboxConfigError(f"{job.where}.output: {job.hook} has {len(names)} result(s) "
+                                     f"({', '.join(names)}), {len(job.output)} names given")
+        names[: len(job.output)] = job.output
+    return names
+
+
 def validate_settings(model: type[BaseModel], data: dict, where: str) -> BaseModel:
     """``model.model_validate(data)`` with unknown keys named and the closest valid key suggested."""
     try:

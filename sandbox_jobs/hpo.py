@@ -36,6 +36,7 @@ from dj_ops.core.recipe import op_parameters
 from dj_ops.core.registry import load_all_ops
 
 from .config import SandboxConfig, SandboxConfigError, check_keys, pydantic_error, read_mapping, suggest
+from .hooks import hook_class, load_group
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -125,7 +126,11 @@ class HpoConfig(BaseModel):
         return f"sqlite:///{path}"
 
 
-def load_hpo_config(value: str | dict, sandbox: SandboxConfig) -> HpoConfig:
+def load_hpo_config(sandbox: SandboxConfig) -> HpoConfig | None:
+    """The validated HPO config of a sandbox (its ``hpo_config``), or None."""
+    value = sandbox.hpo_config
+    if value is None:
+        return None
     where = value if isinstance(value, str) else f"{sandbox.source}: hpo_config"
     data = read_mapping(value, Path(sandbox.base_dir), "hpo_config") if isinstance(value, str) else dict(value)
     check_keys(data, HpoConfig.model_fields, where, UNSUPPORTED)
@@ -146,8 +151,6 @@ def load_hpo_config(value: str | dict, sandbox: SandboxConfig) -> HpoConfig:
 
 
 def _check_targets(cfg: HpoConfig, sandbox: SandboxConfig, where: str) -> None:
-    from .hooks import hook_class, load_group
-
     metas = sandbox.meta_names()
     metric_meta = cfg.metric.name.split(".", 1)[0]
     if metric_meta not in metas or "." not in cfg.metric.name:

@@ -32,7 +32,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from .clip_probe import ClipSettings, evaluate_probe, train_probe
 from .data import read_rows, sample_rows
+from .torch_device import pick_device, set_threads
 
 # the engine forks worker processes later in the same process; Rust-side threads must not exist then
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -59,18 +61,6 @@ class ArchSettings(BaseModel):
     d_ff: int = Field(default=512, ge=8)
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     max_seq_len: int = Field(default=128, ge=4)
-
-
-class ClipSettings(BaseModel):
-    """The CLIP model of a ``clip_linear_probe`` and where rows keep their images."""
-
-    model_config = ConfigDict(extra="forbid")
-    #: a local folder or a hub id (resolved as the CLIP-based OPs resolve ``hf_clip``)
-    model: str = "openai/clip-vit-base-patch32"
-    #: the field with each row's image path (or a list of paths: the first one is used)
-    image_key: str = "images"
-    #: L2-normalise the embeddings before the probe (as CLIP compares them)
-    normalize: bool = True
 
 
 class TrainSettings(BaseModel):
@@ -212,13 +202,6 @@ def _torch():
     return torch
 
 
-def pick_device(name: str) -> str:
-    torch = _torch()
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def build_model(vocab_size: int, arch: ArchSettings, causal: bool, n_classes: int | None = None):
     torch = _torch()
     nn = torch.nn
@@ -276,11 +259,6 @@ def _pad(batch: list[list[int]]):
     return torch.from_numpy(arr)
 
 
-def _set_threads(threads: int | None) -> None:
-    if threads:
-        _torch().set_num_threads(threads)
-
-
 def train_model(settings: TrainSettings, out_dir: Path, tokenizer_cache: Path, log=print,
                 embedding_cache: Path | None = None) -> dict[str, Any]:
     """Train on ``settings.train_dataset``; write ``model.pt``, ``model.json`` (and ``tokenizer.json``).
@@ -289,8 +267,6 @@ def train_model(settings: TrainSettings, out_dir: Path, tokenizer_cache: Path, l
     if not settings.train_dataset:
         raise ValueError("TrainModel: extra_configs.train_dataset is not set (give it, or set it with `input`)")
     if settings.type == "clip_linear_probe":
-        from .clip_probe import train_probe
-
         return train_probe(settings, out_dir, embedding_cache, log)
     lm = settings.type == "transformer_lm"
     fields = [settings.text_key] if lm else [settings.text_key, settings.label_key]
@@ -312,7 +288,7 @@ def train_model(settings: TrainSettings, out_dir: Path, tokenizer_cache: Path, l
         y_all = np.array([index[rows[i][settings.label_key]] for i in keep], dtype=np.int64)
     seqs = _sequences(tok, texts, settings.model.max_seq_len, lm)
 
-    _set_threads(settings.threads)
+    set_threads(settings.threads)
     device = pick_device(settings.device)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -394,10 +370,8 @@ def evaluate_model(settings: EvalSettings, log=print, embedding_cache: Path | No
     kind = settings.type or ("perplexity" if lm else "accuracy")
     if (kind == "perplexity") != lm:
         raise ValueError(f"EvaluateModel: type {kind!r} does not fit a {meta['type']} model")
-    _set_threads(settings.threads)
+    set_threads(settings.threads)
     if meta["type"] == "clip_linear_probe":
-        from .clip_probe import evaluate_probe
-
         return evaluate_probe(settings, meta, embedding_cache, log)
     text_key = settings.text_key or meta["text_key"]
     label_key = settings.label_key or meta["label_key"]

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from .config import (ITER_TARGET, PIPELINE, STEPS, JobConfig, SandboxConfig, SandboxConfigError, config_target,
-                     output_names, parse_reference)
+                     parse_reference)
 from .context import (TrialContext, TrialRecord, list_trials, load_trial_record, nested_set, save_trial_record,
                       to_jsonable, trial_dir, trial_metrics)
 from .data import prepare_data
-from .hooks import apply_local, hook_class, load_group
+from .hooks import apply_local, hook_class, load_group, output_names
 
 
 @dataclass
@@ -54,9 +54,11 @@ _COMPARE = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": opera
 
 class SandboxRunner:
     def __init__(self, sandbox: SandboxConfig, log=print):
+        from .hpo import load_hpo_config
+
         self.sandbox = sandbox
         self.log = log
-        self.hpo = sandbox.hpo()
+        self.hpo = load_hpo_config(sandbox)
         self._study = None
 
     # -- data and trials --------------------------------------------------------------------------

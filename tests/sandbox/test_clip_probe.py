@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from sandbox_jobs.clip_probe import EMBED_ROWS
-from sandbox_jobs.config import SandboxConfigError, sandbox_from_dict
+from sandbox_jobs.config import SandboxConfigError
 from sandbox_jobs.data import prepare_data
+from sandbox_jobs.loader import sandbox_from_dict
 from sandbox_jobs.models import EvalSettings, TrainSettings, evaluate_model, train_model
 from sandbox_jobs.runner import SandboxRunner
 
@@ -196,8 +197,8 @@ def test_image_folder_config_errors(tmp_path):
 
 
 def test_bundled_imagenet_sandbox_config_loads():
-    from sandbox_jobs.config import load_sandbox_config
     from sandbox_jobs.definitions import REPO
+    from sandbox_jobs.loader import load_sandbox_config
 
     cfg = load_sandbox_config(REPO / "recipes" / "sandbox" / "imagenet_clip_sandbox.yaml", REPO)
     assert cfg.prepare_data.image_folder.label.label("n01440764") == "animal"

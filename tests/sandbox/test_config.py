@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from sandbox_jobs.config import SandboxConfigError, load_sandbox_config, sandbox_from_dict
+from sandbox_jobs.config import SandboxConfigError
 from sandbox_jobs.definitions import REPO
+from sandbox_jobs.hpo import load_hpo_config
+from sandbox_jobs.loader import load_sandbox_config, sandbox_from_dict
 
 from .conftest import tiny_sandbox
 
@@ -23,7 +25,7 @@ def test_valid_config_resolves_hooks_steps_and_defaults(tmp_path):
     assert [j.hook for j in cfg.jobs] == ["ProbeViaAnalyzer", "RefineRecipeViaKSigma", "ProcessData", "TrainModel",
                                          "TrainModel", "EvaluateData", "EvaluateModel", "EvaluateModel"]
     assert [j.step for j in cfg.jobs] == ["probe", "refine", "process", "train", "train", "evaluate", "evaluate", "evaluate"]
-    assert cfg.name == "tiny_sandbox" and cfg.max_iter_num == 1 and cfg.hpo() is None
+    assert cfg.name == "tiny_sandbox" and cfg.max_iter_num == 1 and load_hpo_config(cfg) is None
 
 
 def test_bundled_imdb_configs_are_valid():
@@ -118,7 +120,7 @@ def test_hpo_config_validation(tmp_path):
     good = {"sweep_max_count": 3, "method": "random", "metric": {"name": "eval_model.perplexity", "goal": "minimize"},
             "parameters": {"text_length_filter.min_len": {"min": 5, "max": 50},
                            "analysis_ori_data.extra_configs.k": {"min": 1.0, "max": 3.0}}}
-    hpo = sandbox_from_dict(tiny_sandbox(tmp_path, hpo_config=good), tmp_path).hpo()
+    hpo = load_hpo_config(sandbox_from_dict(tiny_sandbox(tmp_path, hpo_config=good), tmp_path))
     assert hpo.parameters["text_length_filter.min_len"].kind == "int_uniform"
     assert hpo.parameters["analysis_ori_data.extra_configs.k"].kind == "uniform"
     cases = [
@@ -140,7 +142,7 @@ def test_hpo_config_from_a_file(tmp_path):
     path = tmp_path / "hpo.yaml"
     path.write_text(yaml.safe_dump({"metric": {"name": "eval_data.distinct_2"},
                                     "parameters": {"words_num_filter.min_num": {"values": [2, 4]}}}))
-    hpo = sandbox_from_dict(tiny_sandbox(tmp_path, hpo_config="hpo.yaml"), tmp_path).hpo()
+    hpo = load_hpo_config(sandbox_from_dict(tiny_sandbox(tmp_path, hpo_config="hpo.yaml"), tmp_path))
     assert hpo.metric.goal == "maximize" and hpo.parameters["words_num_filter.min_num"].kind == "categorical"
 
 

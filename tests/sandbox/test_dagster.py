@@ -8,9 +8,9 @@ import pytest
 
 from tests.dagster_fixtures import instance, quiet_previews  # noqa: F401  (fixtures)
 
-from sandbox_jobs.config import sandbox_from_dict
 from sandbox_jobs.context import list_trials
 from sandbox_jobs.definitions import bundle_for, load_definitions, sandbox_definitions
+from sandbox_jobs.loader import sandbox_from_dict
 
 from .conftest import needs_torch, tiny_sandbox
 

@@ -6,9 +6,9 @@ import optuna
 import pytest
 import yaml
 
-from sandbox_jobs.config import sandbox_from_dict
 from sandbox_jobs.context import TrialContext, list_trials
-from sandbox_jobs.hpo import open_study
+from sandbox_jobs.hpo import load_hpo_config, open_study
+from sandbox_jobs.loader import sandbox_from_dict
 from sandbox_jobs.runner import SandboxRunner
 
 from .conftest import needs_torch, tiny_sandbox
@@ -57,7 +57,7 @@ def test_five_trials_improve_or_match_the_first_and_are_all_recorded(tmp_path, m
     # resumable: the same study continues up to a larger count, finished trials are not re-run
     more = sandbox_from_dict(tiny_sandbox(tmp_path, hpo_config={**HPO, "sweep_max_count": 6}), tmp_path)
     SandboxRunner(more, log=messages.append).run()
-    study = open_study(more.hpo(), more)
+    study = open_study(load_hpo_config(more), more)
     assert len(study.get_trials()) == 6
     assert [r.key for r in list_trials(more)][:5] == [r.key for r in records]
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from dj_ops.core.recipe import load_recipe
-from sandbox_jobs.config import sandbox_from_dict
 from sandbox_jobs.context import TrialContext, list_trials
+from sandbox_jobs.loader import sandbox_from_dict
 from sandbox_jobs.runner import SandboxRunner
 
 from .conftest import needs_torch, tiny_sandbox
