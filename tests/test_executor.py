@@ -307,6 +307,24 @@ def test_near_duplicate_trace_has_each_pairs_similarity(tmp_path):
     assert [p["estimated_jaccard"] for p in summary["sample_pairs"][:2]] == [p["similarity"] for p in pairs]
 
 
+def test_workers_of_a_large_process_start_from_a_fork_server(tmp_path, monkeypatch):
+    """A process holding much memory the workers do not need (an orchestrator's step) starts
+    them from a fork server holding only the engine and the chain's OP modules (custom ones
+    included): same output as the workers forked from a small process."""
+    from dj_ops.engine import backend
+
+    rng = np.random.default_rng(1)
+    rows = [{"text": " ".join(rng.choice(["ab", "cde", "f"], size=rng.integers(1, 5)))} for _ in range(300)]
+    ds = write_jsonl(tmp_path / "in.jsonl", rows)
+    outs = []
+    for heavy in (False, True):
+        monkeypatch.setattr(backend, "HEAVY_PARENT_BYTES", 0 if heavy else 1 << 60)
+        assert backend.start_method(False, 2) == ("forkserver" if heavy else "fork")
+        recipe = make_recipe(tmp_path / str(heavy), ds, CHAIN, np=2, batch_size=16)
+        outs.append(Path(LocalExecutor(recipe, progress=False).run().outputs[0]).read_bytes())
+    assert outs[0] == outs[1] and outs[0]
+
+
 def test_workers_are_forked_only_where_openmp_allows(monkeypatch):
     """A forked worker running torch on several threads after the coordinator ran torch on several
     hangs (GNU OpenMP): then the pool spawns."""

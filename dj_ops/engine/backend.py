@@ -90,19 +90,41 @@ def _inline(chunks: Iterator[Chunk | ChunkResult], job: ChainJob, store: checkpo
 
 def _pooled(chunks: Iterator[Chunk | ChunkResult], job: ChainJob, store: checkpoint.ChunkStore | None,
             n_workers: int, uses_cuda: bool) -> Iterator[ChunkResult]:
-    fork = not uses_cuda and sys.platform == "linux" and fork_safe(n_workers)
-    if not fork:
-        release_models()  # a spawned worker loads its own (on its GPU)
-    # forked workers inherit the probe's models: no load per worker, weights shared copy-on-write
-    ctx = mp.get_context("fork" if fork else "spawn")
-    if fork:
+    method = start_method(uses_cuda, n_workers)
+    if method != "fork":
+        release_models()  # a worker started afresh loads its own (on its GPU)
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        # the server imports the engine and the chain's OP modules once; workers fork from it
+        ctx.set_forkserver_preload(["dj_ops.engine.backend", *sorted({type(op).__module__ for op in job.ops})])
+    if method == "fork":
         # pyarrow imports pandas (slow) on its first conversion of Python objects, to tell
         # pandas types apart: done once here, the workers inherit it instead of each paying it
         pa.array([0])
     # the coordinator's objects (imports, models, an orchestrator's) stay out of the workers'
     # garbage collections, which would otherwise touch (and so copy) every page they live on
-    with frozen_heap() if fork else contextlib.nullcontext():
+    with frozen_heap() if method == "fork" else contextlib.nullcontext():
         yield from _pool_results(chunks, job, store, ctx, n_workers)
+
+
+#: resident memory of this process over which workers that gain nothing from it (no models
+#: loaded here) are forked from a fork server instead: every forked worker maps (and, as it
+#: touches objects, copies) the whole of its parent, e.g. an orchestrator's step process
+HEAVY_PARENT_BYTES = 384 << 20
+
+
+def start_method(uses_cuda: bool, n_workers: int) -> str:
+    """How worker processes start: ``fork`` shares what this process holds (the fusion probe's
+    models, copy-on-write) and costs nothing; ``forkserver`` when this process is large and holds
+    no model the workers need; ``spawn`` where forking is unsafe (CUDA, OpenMP, not Linux)."""
+    if uses_cuda or sys.platform != "linux" or not fork_safe(n_workers):
+        return "spawn"
+    runtime = sys.modules.get("dj_ops.models.runtime")
+    if runtime is not None and runtime.loaded_models():
+        return "fork"
+    import psutil
+
+    return "forkserver" if psutil.Process().memory_info().rss > HEAVY_PARENT_BYTES else "fork"
 
 
 def _pool_results(chunks: Iterator[Chunk | ChunkResult], job: ChainJob, store: checkpoint.ChunkStore | None, ctx,
