@@ -14,22 +14,26 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("dj_ops", "dj_assets", "sandbox_jobs")
 
-#: package -> the packages (of this repository, or third-party) it must never import
+MODEL_BASES = ("dj_ops.ops.base.model", "dj_ops.ops.base.image_model", "dj_ops.ops.base.video_model")
+OPS = ("dj_ops.ops.filter", "dj_ops.ops.mapper", "dj_ops.ops.deduplicator")
+ABOVE_OPS = ("dj_ops.io", "dj_ops.engine", "dj_ops.analyzer")
+#: package or module -> the packages (of this repository, or third-party) it must never import
 FORBIDDEN = {
     "dj_ops": ("dagster", "dj_assets", "sandbox_jobs"),
     # (core.registry imports the empty package dj_ops.ops to discover the OP modules by name)
-    "dj_ops.core": ("dj_ops.ops.base", "dj_ops.ops.common", "dj_ops.ops.filter", "dj_ops.ops.mapper",
-                    "dj_ops.ops.deduplicator", "dj_ops.models", "dj_ops.io", "dj_ops.engine", "dj_ops.analyzer"),
+    "dj_ops.core": ("dj_ops.ops.base", "dj_ops.ops.common", *OPS, "dj_ops.models", *ABOVE_OPS),
     "dj_ops.io": ("dj_ops.ops", "dj_ops.models", "dj_ops.engine", "dj_ops.analyzer"),
-    "dj_ops.ops.base": ("dj_ops.ops.common", "dj_ops.ops.filter", "dj_ops.ops.mapper", "dj_ops.ops.deduplicator",
-                        "dj_ops.io", "dj_ops.engine", "dj_ops.analyzer"),
-    "dj_ops.ops.common": ("dj_ops.models", "dj_ops.ops.filter", "dj_ops.ops.mapper", "dj_ops.ops.deduplicator",
-                          "dj_ops.io", "dj_ops.engine", "dj_ops.analyzer"),
-    "dj_ops.models": ("dj_ops.ops.filter", "dj_ops.ops.mapper", "dj_ops.ops.deduplicator", "dj_ops.io",
-                      "dj_ops.engine", "dj_ops.analyzer"),
-    "dj_ops.ops.filter": ("dj_ops.io", "dj_ops.engine", "dj_ops.analyzer"),
-    "dj_ops.ops.mapper": ("dj_ops.io", "dj_ops.engine", "dj_ops.analyzer"),
-    "dj_ops.ops.deduplicator": ("dj_ops.io", "dj_ops.engine", "dj_ops.analyzer"),
+    # the contract itself sits on core alone; the model OP bases sit on the model runtime
+    "dj_ops.ops.base.op": ("dj_ops.ops.common", "dj_ops.models", *MODEL_BASES),
+    "dj_ops.ops.base.text": ("dj_ops.ops.common", "dj_ops.models", *MODEL_BASES),
+    "dj_ops.ops.base.dedup": ("dj_ops.ops.common", "dj_ops.models", *MODEL_BASES),
+    "dj_ops.ops.base.intermediates": ("dj_ops.ops.common", "dj_ops.models", *MODEL_BASES),
+    "dj_ops.ops.base": (*OPS, *ABOVE_OPS),
+    "dj_ops.ops.common": ("dj_ops.models", *MODEL_BASES, *OPS, *ABOVE_OPS),
+    "dj_ops.models": (*MODEL_BASES, *OPS, *ABOVE_OPS),
+    "dj_ops.ops.filter": ABOVE_OPS,
+    "dj_ops.ops.mapper": ABOVE_OPS,
+    "dj_ops.ops.deduplicator": ABOVE_OPS,
     "dj_ops.engine": ("dj_ops.analyzer",),
     "sandbox_jobs": ("dj_assets",),
 }

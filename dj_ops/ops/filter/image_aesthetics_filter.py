@@ -18,7 +18,7 @@ from typing import Any
 from dj_ops.core.batch import Batch
 from dj_ops.core.registry import register
 from dj_ops.models import clip, runtime
-from dj_ops.models.vision import ImageModelFilter
+from dj_ops.ops.base.image_model import ImageModelFilter
 from dj_ops.ops.common import images
 
 DEFAULT_SCORER = "shunk031/aesthetics-predictor-v2-sac-logos-ava1-l14-linearMSE"

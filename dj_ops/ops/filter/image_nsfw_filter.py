@@ -6,7 +6,7 @@ inside [min_score, max_score] for any / all images.  Batched over images (bf16 o
 from __future__ import annotations
 
 from dj_ops.core.registry import register
-from dj_ops.models.vision import ImageClassifierFilter
+from dj_ops.ops.base.image_model import ImageClassifierFilter
 
 
 @register("image_nsfw_filter")

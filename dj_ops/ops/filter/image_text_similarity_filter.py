@@ -23,10 +23,9 @@ from dj_ops.core.batch import Batch
 from dj_ops.core.registry import register
 from dj_ops.models import clip, runtime
 from dj_ops.models.runtime import BatchedInference, pad_stack
-from dj_ops.models.vision import ImageModelFilter, image_processor_of, load_hf_model
+from dj_ops.models.vision import image_processor_of, load_hf_model
+from dj_ops.ops.base.image_model import REDUCE_MODES, ImageModelFilter
 from dj_ops.ops.common import images
-
-REDUCE_MODES = ("avg", "max", "min")
 
 
 @register("image_text_similarity_filter")

@@ -6,7 +6,7 @@ probability is <= prob_threshold; the sample is kept when any / all images pass.
 from __future__ import annotations
 
 from dj_ops.core.registry import register
-from dj_ops.models.vision import ImageClassifierFilter
+from dj_ops.ops.base.image_model import ImageClassifierFilter
 
 
 @register("image_watermark_filter")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Optional
 
 from dj_ops.core.registry import register
-from dj_ops.models.video import VideoFrameModelFilter
+from dj_ops.ops.base.video_model import VideoFrameModelFilter
 from dj_ops.ops.filter.image_aesthetics_filter import ImageAestheticsFilter
 
 

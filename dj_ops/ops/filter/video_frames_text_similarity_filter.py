@@ -21,7 +21,7 @@ from dj_ops.core.registry import register
 from dj_ops.models import clip
 from dj_ops.models.vision import image_processor_of
 from dj_ops.ops.common import images, videos
-from dj_ops.models.video import VideoFrameModelFilter, reduce_scores
+from dj_ops.ops.base.video_model import VideoFrameModelFilter, reduce_scores
 from dj_ops.ops.filter.image_text_similarity_filter import ImageTextSimilarityFilter
 
 

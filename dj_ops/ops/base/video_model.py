@@ -13,24 +13,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from dj_ops.core.batch import Batch
-from dj_ops.ops.base import Filter
-from dj_ops.ops.base.intermediates import stats_by_slice
+from dj_ops.models import runtime
 from dj_ops.ops.common import images, videos
 
-from . import runtime
+from .image_model import REDUCE_MODES, reduce_scores
+from .intermediates import stats_by_slice
+from .op import Filter
 
-REDUCE_MODES = ("avg", "max", "min")
 #: key frames per video assumed when sizing slices (the count is known only after decoding)
 KEYFRAMES_PER_VIDEO = 8
-
-
-def reduce_scores(values: list[float], mode: str) -> float:
-    """Data-Juicer's reduction of per-frame values; 0.0 when there is no frame."""
-    if not values:
-        return 0.0
-    if mode == "avg":
-        return float(sum(values) / len(values))
-    return float(max(values) if mode == "max" else min(values))
 
 
 class VideoFrameModelFilter(Filter):
