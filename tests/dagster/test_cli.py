@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -93,3 +94,23 @@ def test_dj_process_through_dagster_matches_local(tmp_path, monkeypatch):
             [("demo_job", "demo", "dj-process")]
         assert runs[0].tags["dagster/asset_partition_range_end"] == "reviews_home.jsonl"
 
+
+def test_engine_never_imports_dagster_and_local_cli_runs_without_it(tmp_path):
+    """The command lines live in dj_assets; dj_ops imports neither Dagster nor dj_assets, and
+    `dj-process --executor local` runs the engine without loading Dagster."""
+    imported = set()
+    for path in (REPO / "dj_ops").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {(path, a.name.split(".")[0]) for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add((path, node.module.split(".")[0]))
+    assert not [(str(p), m) for p, m in imported if m in ("dagster", "dj_assets")]
+
+    code = ("import sys; from dj_assets.cli import process_main; "
+            f"rc = process_main(['--config', {str(DEMO / 'recipe.yaml')!r}, '--executor', 'local', '--no-progress', "
+            f"'--export_path', {str(tmp_path / 'out.jsonl')!r}]); "
+            "print('DAGSTER_LOADED', any(m == 'dagster' or m.startswith('dagster.') for m in sys.modules)); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "DAGSTER_LOADED False" in proc.stdout and len(read_jsonl(tmp_path / "out.jsonl")) == 275
