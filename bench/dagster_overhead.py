@@ -75,6 +75,8 @@ assert result.success
 print("SECONDS", seconds, summary["export"]["rows"])
 """
 
+# `dj-process`: what its console script runs (the script an older install left may name another module)
+DJ_PROCESS = "import sys; from dj_assets.cli import process_main; sys.exit(process_main())"
 
 CPU: list[float] = []
 
@@ -124,7 +126,6 @@ def main() -> int:
 
     data = make_input(args.docs, WORK / "inputs")
     py = sys.executable
-    bin_dir = Path(py).parent
     results: dict[str, list] = {"engine": [], "dagster": [], "cli_local": [], "cli_dagster": []}
     cpu: dict[str, list] = {k: [] for k in results}
     rows: dict[str, int] = {}
@@ -144,10 +145,10 @@ def main() -> int:
             results["dagster"].append(sec)
             rows["dagster"] = int(o.split("SECONDS")[-1].split()[1])
             common = ["--config", args.recipe, "--dataset_path", str(data), "--np", str(args.np), "--no-progress"]
-            _, wall, _ = timed([str(bin_dir / "dj-process"), *common, "--executor", "local",
+            _, wall, _ = timed([py, "-c", DJ_PROCESS, *common, "--executor", "local",
                                 "--export_path", str(out / "cli_local.jsonl")], env, tmp)
             results["cli_local"].append(wall)
-            _, wall, _ = timed([str(bin_dir / "dj-process"), *common, "--partition_rows", "0",
+            _, wall, _ = timed([py, "-c", DJ_PROCESS, *common, "--partition_rows", "0",
                                 "--export_path", str(out / "cli_dagster.jsonl")], env, tmp)
             results["cli_dagster"].append(wall)
             for k, c in zip(results, CPU[-len(results):]):

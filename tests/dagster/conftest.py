@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,9 @@ from ..testing_ops import _register_test_ops
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "recipes" / "demo"
+#: the `dj-process` command (the function [project.scripts] names, so the test runs this tree's
+#: code whatever console scripts an older install of the project left in the environment)
+DJ_PROCESS = [sys.executable, "-c", "import sys; from dj_assets.cli import process_main; sys.exit(process_main())"]
 
 _register_test_ops()
 

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from .conftest import DEMO, REPO, demo_recipe_dict, read_jsonl
+from .conftest import DEMO, DJ_PROCESS, REPO, demo_recipe_dict, read_jsonl
 
 BIN = os.path.dirname(sys.executable)
 
@@ -48,7 +48,7 @@ def test_recipe_job_from_the_command_line(demo_data, tmp_path, monkeypatch):
     assert f"dj-process --config {folder / 'recipe.yaml'}" in untagged.stderr + untagged.stdout
     assert "No partition is registered yet" in untagged.stderr + untagged.stdout
 
-    _run([f"{BIN}/dj-process", "--config", str(folder / "recipe.yaml")], tmp_path, env)
+    _run([*DJ_PROCESS, "--config", str(folder / "recipe.yaml")], tmp_path, env)
     out = read_jsonl(tmp_path / "out" / "demo.jsonl")
     assert len(out) == 275
 
@@ -71,9 +71,9 @@ def test_recipe_job_from_the_command_line(demo_data, tmp_path, monkeypatch):
 def test_dj_process_through_dagster_matches_local(tmp_path, monkeypatch):
     config = DEMO / "recipe.yaml"
     env = _env(tmp_path)
-    dag = _run([f"{BIN}/dj-process", "--config", str(config), "--export_path", str(tmp_path / "d" / "out.jsonl")],
+    dag = _run([*DJ_PROCESS, "--config", str(config), "--export_path", str(tmp_path / "d" / "out.jsonl")],
                tmp_path, env)
-    loc = _run([f"{BIN}/dj-process", "--config", str(config), "--executor", "local",
+    loc = _run([*DJ_PROCESS, "--config", str(config), "--executor", "local",
                 "--export_path", str(tmp_path / "l" / "out.jsonl")], tmp_path, env)
     assert read_jsonl(tmp_path / "d" / "out.jsonl") == read_jsonl(tmp_path / "l" / "out.jsonl")
     assert read_jsonl(tmp_path / "d" / "out_stats.jsonl") == read_jsonl(tmp_path / "l" / "out_stats.jsonl")
@@ -114,3 +114,12 @@ def test_engine_never_imports_dagster_and_local_cli_runs_without_it(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "DAGSTER_LOADED False" in proc.stdout and len(read_jsonl(tmp_path / "out.jsonl")) == 275
+
+
+def test_console_scripts_name_the_command_lines():
+    tomllib = pytest.importorskip("tomllib")
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"dj-process": "dj_assets.cli:process_main", "dj-analyze": "dj_assets.cli:analyze_main"}
+    from dj_assets import cli
+
+    assert callable(cli.process_main) and callable(cli.analyze_main)

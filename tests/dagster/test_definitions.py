@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from .conftest import DEMO, REPO, demo_recipe_dict, read_jsonl
+from .conftest import DEMO, DJ_PROCESS, REPO, demo_recipe_dict, read_jsonl
 
 BIN = os.path.dirname(sys.executable)
 DEMO_KEYS = ["articles.jsonl", "forum.jsonl", "reviews_electronics.jsonl@0-100",
@@ -157,7 +157,7 @@ def test_dg_scaffold_defs_writes_a_working_recipe(tmp_path):
     assert yaml.safe_load((folder / "recipe.yaml").read_text())["dataset_path"] == "proj/defs/my_recipe/data"
     assert "All definitions loaded successfully" in _run([f"{BIN}/dg", "check", "defs"], env, cwd=project).stdout
 
-    out = _run([f"{BIN}/dj-process", "--config", "proj/defs/my_recipe/recipe.yaml"], env, cwd=project).stdout
+    out = _run([*DJ_PROCESS, "--config", "proj/defs/my_recipe/recipe.yaml"], env, cwd=project).stdout
     assert "6 rows read, 0 bad, 4 written" in out
     exported = read_jsonl(project / "outputs" / "my_recipe" / "my_recipe.jsonl")
     assert [r["text"] for r in exported][1] == "Markup like this paragraph's tags is removed by clean_html_mapper."

@@ -16,9 +16,8 @@ import yaml
 
 from dj_assets.run_queue import PROCESS_TAG, blocked_by, this_process, wait_for_turn
 
-from .conftest import DEMO, REPO, Log, read_jsonl
+from .conftest import DEMO, DJ_PROCESS, REPO, Log, read_jsonl
 
-BIN = os.path.dirname(sys.executable)
 REPO_QUEUE = yaml.safe_load((REPO / ".dagster_home" / "dagster.yaml").read_text())["concurrency"]["runs"]
 
 
@@ -102,7 +101,7 @@ def test_dj_process_waits_for_a_run_of_the_same_recipe(tmp_path, monkeypatch):
     with dg.DagsterInstance.get() as instance:
         holder = started(instance, **{"dj/recipe": "demo", PROCESS_TAG: this_process()})
         export = tmp_path / "out" / "demo.jsonl"
-        proc = subprocess.Popen([f"{BIN}/dj-process", "--config", str(DEMO / "recipe.yaml"), "--export_path",
+        proc = subprocess.Popen([*DJ_PROCESS, "--config", str(DEMO / "recipe.yaml"), "--export_path",
                                  str(export)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
         try:
