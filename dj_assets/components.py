@@ -111,5 +111,5 @@ class DataJuicerRecipeFolder(dg.Component, dg.Resolvable, dg.Model):
         return [(context.path / f).resolve() for f in self.folders] + [Path(p).resolve() for p in extra.split(os.pathsep) if p]
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        return dg.Definitions.merge(dg.Definitions(),
-                                    *(recipe_definitions(b) for b in find_recipes(self.recipe_folders(context))))
+        recipes = [recipe_definitions(b) for b in find_recipes(self.recipe_folders(context))]
+        return dg.Definitions.merge(*recipes) if recipes else dg.Definitions()
