@@ -1,17 +1,16 @@
 """Orchestration overhead: one partition of N documents through Dagster vs the engine alone.
 
 Same recipe (default: the 15-OP IMDB recipe, split by the Dagster layer into a per-row stage and a
-deduplication stage), same input file (the first N IMDB reviews; one partition), same np.  Four
+deduplication stage), same input file (the first N IMDB reviews; one partition), same np.  Three
 figures, each the median of ``--repeat`` runs, each run in a fresh process:
 
 - ``engine``: ``LocalExecutor(recipe).run()`` (the local executor; what ``dj-process --executor
   local`` does), timed around the call, imports excluded;
-- ``dagster``: the recipe's asset run against a persistent SQLite instance, as ``dj-process``
-  starts it (``materialize_recipe``: sync of the partitions, one asset run: both stages with
-  Parquet partition files, metadata, stats histograms, asset checks, the export to jsonl + stats),
-  timed around the call, imports excluded;
-- ``dagster_job``: the same through the recipe's job (``dagster job execute``, schedules, the
-  inbox sensor): the job's own run, whose step starts that asset run;
+- ``dagster``: the recipe's job over every partition against a persistent instance
+  (``$DAGSTER_HOME``, the repository's dagster.yaml: Dagster's own SQLite storage), as
+  ``dj-process`` runs it (``run_every_partition``: sync of the partitions, one run: both stages
+  with Parquet partition files, metadata, stats histograms, asset checks, the export to jsonl +
+  stats), timed around the call, imports excluded;
 - ``cli``: whole commands, interpreter start and imports included: ``dj-process --executor local``
   vs ``dj-process`` (Dagster, default).
 
@@ -53,29 +52,31 @@ print("SECONDS", time.perf_counter() - t, rep.rows_out)
 """
 
 DAGSTER = """
-import logging, os, sys, time
+import logging, sys, time
 from pathlib import Path
 import dagster as dg
-from dj_assets.build import build_definitions
-from dj_assets.factory import bundle_from_recipe, materialize_recipe
+from dj_assets.bundle import bundle_from_recipe
+from dj_assets.process import run_every_partition
+from dj_assets.recipe_defs import definitions_for
+from dj_assets.resources import location_resources
+from dj_assets.summary import run_summary
 from dj_ops.core.recipe import load_recipe
 recipe = load_recipe(sys.argv[1], {"dataset_path": sys.argv[2], "export_path": sys.argv[3], "np": int(sys.argv[4]),
                                    "partition_rows": 0})
 bundle = bundle_from_recipe(recipe, "overhead", Path.cwd())
-defs = build_definitions([bundle], sys.argv[5])
+defs = definitions_for([bundle], location_resources(sys.argv[5]))
 quiet = {"console": {"config": {"log_level": "WARNING"}}}
 with dg.DagsterInstance.get() as instance:
     t = time.perf_counter()
-    if sys.argv[6] == "job":
-        result = defs.resolve_job_def(bundle.job_name).execute_in_process(instance=instance, run_config={"loggers": quiet})
-        summary = result.output_for_node("overhead_run")
-    else:
-        result, summary, _ = materialize_recipe(instance, bundle, defs, {}, logging.getLogger(), loggers=quiet)
+    result = run_every_partition(instance, bundle, defs, logging.getLogger(), run_config={"loggers": quiet})
     seconds = time.perf_counter() - t
+    summary = run_summary(bundle, result)
 assert result.success
 print("SECONDS", seconds, summary["export"]["rows"])
 """
 
+# `dj-process`: what its console script runs (the script an older install left may name another module)
+DJ_PROCESS = "import sys; from dj_assets.cli import process_main; sys.exit(process_main())"
 
 CPU: list[float] = []
 
@@ -125,8 +126,7 @@ def main() -> int:
 
     data = make_input(args.docs, WORK / "inputs")
     py = sys.executable
-    bin_dir = Path(py).parent
-    results: dict[str, list] = {"engine": [], "dagster": [], "dagster_job": [], "cli_local": [], "cli_dagster": []}
+    results: dict[str, list] = {"engine": [], "dagster": [], "cli_local": [], "cli_dagster": []}
     cpu: dict[str, list] = {k: [] for k in results}
     rows: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="dj-overhead-") as tmp:
@@ -140,21 +140,20 @@ def main() -> int:
             sec, _, o = timed([py, "-c", ENGINE, args.recipe, str(data), str(out / "engine.jsonl"), str(args.np)], env, tmp)
             results["engine"].append(sec)
             rows["engine"] = int(o.split("SECONDS")[-1].split()[1])
-            for key, how in (("dagster", "assets"), ("dagster_job", "job")):
-                sec, _, o = timed([py, "-c", DAGSTER, args.recipe, str(data), str(out / f"{key}.jsonl"), str(args.np),
-                                   str(tmp / "storage"), how], env, tmp)
-                results[key].append(sec)
-                rows[key] = int(o.split("SECONDS")[-1].split()[1])
+            sec, _, o = timed([py, "-c", DAGSTER, args.recipe, str(data), str(out / "dagster.jsonl"), str(args.np),
+                               str(tmp / "storage")], env, tmp)
+            results["dagster"].append(sec)
+            rows["dagster"] = int(o.split("SECONDS")[-1].split()[1])
             common = ["--config", args.recipe, "--dataset_path", str(data), "--np", str(args.np), "--no-progress"]
-            _, wall, _ = timed([str(bin_dir / "dj-process"), *common, "--executor", "local",
+            _, wall, _ = timed([py, "-c", DJ_PROCESS, *common, "--executor", "local",
                                 "--export_path", str(out / "cli_local.jsonl")], env, tmp)
             results["cli_local"].append(wall)
-            _, wall, _ = timed([str(bin_dir / "dj-process"), *common, "--partition_rows", "0",
+            _, wall, _ = timed([py, "-c", DJ_PROCESS, *common, "--partition_rows", "0",
                                 "--export_path", str(out / "cli_dagster.jsonl")], env, tmp)
             results["cli_dagster"].append(wall)
             for k, c in zip(results, CPU[-len(results):]):
                 cpu[k].append(c)
-            same = all(len({(out / f"{k}{suffix}").read_bytes() for k in ("engine", "dagster", "dagster_job", "cli_dagster")}) == 1
+            same = all(len({(out / f"{k}{suffix}").read_bytes() for k in ("engine", "dagster", "cli_dagster")}) == 1
                        for suffix in (".jsonl", "_stats.jsonl"))
             print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in results.items())
                   + f"; outputs and stats files identical: {same}", flush=True)
@@ -169,7 +168,6 @@ def main() -> int:
         "median_seconds": {k: round(v, 3) for k, v in med.items()},
         "runs": {k: [round(x, 3) for x in v] for k, v in results.items()},
         "ratio_dagster_vs_engine": round(med["dagster"] / med["engine"], 3),
-        "ratio_dagster_job_vs_engine": round(med["dagster_job"] / med["engine"], 3),
         "ratio_cli": round(med["cli_dagster"] / med["cli_local"], 3),
         # on a shared machine the fastest run of each is the least disturbed one
         "ratio_dagster_vs_engine_best": round(best["dagster"] / best["engine"], 3),

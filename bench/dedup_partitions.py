@@ -65,8 +65,10 @@ def measured(fn):
 def main(argv: list[str] | None = None) -> int:
     import dagster as dg
 
-    from dj_assets.build import build_definitions
-    from dj_assets.factory import bundle_from_recipe, sync_partitions
+    from dj_assets.bundle import bundle_from_recipe
+    from dj_assets.partitions import sync_partitions
+    from dj_assets.recipe_defs import definitions_for
+    from dj_assets.resources import location_resources
     from dj_ops.engine import LocalExecutor
     from dj_ops.core.recipe import recipe_from_dict
 
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe_dict = {"dataset_path": str(data_dir), "export_path": str(work / "out" / "r.jsonl"),
                        "np": args.np_, "partition_rows": args.partition_rows, "process": [OPS[args.op]]}
         bundle = bundle_from_recipe(recipe_from_dict(recipe_dict), "r", work)
-        defs = build_definitions([bundle], str(work / "storage"), gpu_lock_dir=str(work / "gpu"))
+        defs = definitions_for([bundle], location_resources(str(work / "storage"), gpu_lock_dir=str(work / "gpu")))
         stage = bundle.stages[0].name
         (work / "dagster").mkdir()
         with dg.instance_for_test(temp_dir=str(work / "dagster")) as instance:

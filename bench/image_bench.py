@@ -130,7 +130,7 @@ def ours_command() -> list[str]:
     installed another way, e.g. the GPU machine with carried wheels on PYTHONPATH)."""
     if OURS.exists():
         return [str(OURS)]
-    return [sys.executable, "-c", "import sys; from dj_ops.cli import process_main; sys.exit(process_main())"]
+    return [sys.executable, "-c", "import sys; from dj_assets.cli import process_main; sys.exit(process_main())"]
 
 
 def calibrate(n: int = 16) -> dict[str, float]:

@@ -1,7 +1,7 @@
 """Schedules and inbox sensors of recipes.
 
-- ``<name>_schedule`` (recipe key ``schedule: "<cron>"``): a run without partition tags, i.e.
-  every partition, after syncing the partitions with the input files.
+- ``<name>_schedule`` (recipe key ``schedule: "<cron>"``): syncs the partitions with the input
+  files, then requests one run of the recipe's job over every partition (first..last).
 - ``<name>_inbox_sensor``: each new file in the recipe's inbox folder becomes partitions (one, or
   one per row range of a large file) and one run of just those partitions.  The cursor is the
   change time of the newest file handled; files are taken oldest first and files with the same
@@ -22,27 +22,32 @@ import dagster as dg
 
 from dj_ops.io.readers import DatasetFormatError
 
-from .factory import RECIPE_TAG, RecipeBundle
+from .bundle import TRIGGER_TAG, RecipeBundle
+from .partitions import range_tags, sync_partitions
 from .shards import dataset_files, inbox_files, shards_of_file
 
 #: a file must be unchanged this long before the sensor takes it (its producer is done)
 SETTLE_SECONDS = float(os.environ.get("DJ_INBOX_SETTLE_SECONDS", "2"))
-TRIGGER_TAG = "dj/trigger"
 
 
 def recipe_schedule(bundle: RecipeBundle, job) -> dg.ScheduleDefinition:
-    return dg.ScheduleDefinition(
-        name=f"{bundle.name}_schedule", cron_schedule=bundle.recipe.schedule, job=job,
-        execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
-        tags={TRIGGER_TAG: "schedule"},
-        description=f"Re-runs recipe `{bundle.name}` on every partition at `{bundle.recipe.schedule}` (UTC).",
-    )
+    @dg.schedule(name=f"{bundle.name}_schedule", cron_schedule=bundle.recipe.schedule, job=job,
+                 execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+                 description=f"Re-runs recipe `{bundle.name}` on every partition at `{bundle.recipe.schedule}` (UTC).")
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        keys = sync_partitions(context.instance, bundle, context.log)
+        if not keys:
+            return dg.SkipReason(f"no input files under {bundle.recipe.dataset_path!r} or {str(bundle.inbox)!r}")
+        return dg.RunRequest(run_key=f"{context.scheduled_execution_time:%Y%m%d-%H%M}",
+                             tags={**range_tags(keys), TRIGGER_TAG: "schedule"})
+
+    return _schedule
 
 
-def inbox_sensor(bundle: RecipeBundle, asset_keys: list[dg.AssetKey]) -> dg.SensorDefinition:
+def inbox_sensor(bundle: RecipeBundle, job) -> dg.SensorDefinition:
     status = dg.DefaultSensorStatus.RUNNING if bundle.inbox_explicit else dg.DefaultSensorStatus.STOPPED
 
-    @dg.sensor(name=f"{bundle.name}_inbox_sensor", target=dg.AssetSelection.assets(*asset_keys),
+    @dg.sensor(name=f"{bundle.name}_inbox_sensor", job=job,
                minimum_interval_seconds=30, default_status=status,
                description=f"One run per new file in `{bundle.inbox}`: adds its partition(s), runs just those.")
     def _sensor(context: dg.SensorEvaluationContext):
@@ -78,12 +83,11 @@ def evaluate_inbox(context: dg.SensorEvaluationContext, bundle: RecipeBundle) ->
             continue
         keys = [s.key for s in shards]
         adds.extend(keys)
-        tags = {TRIGGER_TAG: "inbox", "dj/inbox_file": str(path), RECIPE_TAG: bundle.name}
+        tags = {TRIGGER_TAG: "inbox", "dj/inbox_file": str(path)}
         if len(keys) == 1:
             requests.append(dg.RunRequest(run_key=f"inbox:{keys[0]}", partition_key=keys[0], tags=tags))
         else:
-            tags.update({"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})
-            requests.append(dg.RunRequest(run_key=f"inbox:{key}", tags=tags))
+            requests.append(dg.RunRequest(run_key=f"inbox:{key}", tags={**tags, **range_tags(keys)}))
     new_cursor = json.dumps({"ctime_ns": newest})
     if not requests:
         why = f"{waiting} file(s) still being written" if waiting else "no new files"

@@ -19,9 +19,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dj_ops.core.constants import Fields
+from dj_ops.core.recipe import Recipe
 from dj_ops.engine.stages import Stage, op_device
 
-from .stage_runner import SMALL_PARTITION_ROWS, PartitionResult
+from .stage_runner import SMALL_PARTITION_ROWS, PartitionResult, StageRun
 
 OPS_SCHEMA = dg.TableSchema(columns=[
     dg.TableColumn("op", "string"), dg.TableColumn("kind", "string"),
@@ -184,6 +185,31 @@ def partition_metadata(res: PartitionResult, path: str, stats: dict[str, list]) 
         md["stats_summary"] = table
         md["histograms"] = dg.MetadataValue.md(charts)
     return md
+
+
+def step_metadata(run: StageRun, stage: Stage, recipe: Recipe, gpu_label: str | None) -> dict:
+    """Metadata of a stage's step as a whole (Dagster shows it on every partition it wrote)."""
+    meta: dict = {
+        "execution_plan": dg.MetadataValue.md(plan_markdown(stage, recipe.np, recipe.batch_size, gpu_label)),
+        "partitions_in_step": len(run.partitions),
+    }
+    if not stage.is_global:
+        return meta
+    meta["dedup"] = dg.MetadataValue.json(run.report.dedup)
+    meta.update(dedup_metadata(run.report.dedup))
+    if run.report.trace_dir:
+        meta["trace_dir"] = dg.MetadataValue.path(run.report.trace_dir)
+    if not (run.keys_read or run.keys_computed):  # earlier partitions run as context
+        meta["ops_all_partitions_read"] = ops_table(run.report.ops)
+        meta["context_partitions"] = run.context_partitions
+        meta["bad_rows_step"] = run.report.bad_rows
+        if run.report.bad_rows_file:
+            meta["bad_rows_file"] = dg.MetadataValue.path(run.report.bad_rows_file)
+    else:
+        meta["dedup_keys_read"] = dg.MetadataValue.json(run.keys_read)
+        meta["dedup_keys_computed"] = dg.MetadataValue.json(run.keys_computed)
+        meta["stale_partitions"] = dg.MetadataValue.json(run.stale_partitions)
+    return meta
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,15 +1,15 @@
-"""``dj-process`` through Dagster: the recipe's job runs in the persistent instance.
+"""``dj-process`` through Dagster: the recipe file runs as the recipe's job in the persistent instance.
 
-The recipe file (with its command-line overrides) becomes the same assets, partitions and job
-as a recipe under ``recipes/`` (its name is the file's stem); its partitions are synced with the
-input files and its assets materialized in one asset run in this process (what the recipe's job
-does, without the job's own run around it).  The run and every materialization land in
-``$DAGSTER_HOME`` (default: the repository's ``.dagster_home``), so they show in the UI.
-Data-Juicer's outputs are written as by the local executor: ``export_path``, the stats file, bad
-rows, traces, ``run_report.json``.
+The recipe file (with its command-line overrides) becomes the same assets, partitions and job as a
+recipe under ``recipes/`` (its name is the file's stem, relative paths are taken from the working
+directory, partitions go under ``$DJ_STORAGE_ROOT``, default ``./outputs/dagster_storage``).  Its
+partitions are synced with the input files, then ``<name>_job`` runs over all of them (the range
+first..last) in this process, tagged ``dj/recipe: <name>`` and ``dj/trigger: dj-process``: the run
+waits first while the instance's run queue is full for it (:mod:`dj_assets.run_queue`).  The run
+and every materialization land in ``$DAGSTER_HOME`` (default: the repository's ``.dagster_home``),
+so they show in the UI.  Data-Juicer's outputs are written as by the local executor:
+``export_path``, the stats file, bad rows, traces, ``run_report.json``.
 """
-
-from __future__ import annotations
 
 import json
 import logging
@@ -17,7 +17,18 @@ import os
 import sys
 from pathlib import Path
 
+import dagster as dg
+
+from dj_ops.core.heap import frozen_heap
 from dj_ops.core.recipe import Recipe
+
+from .bundle import TRIGGER_TAG, RecipeBundle, bundle_from_recipe, recipe_name
+from .gpu import ensure_gpu_pool
+from .partitions import range_tags, sync_partitions
+from .recipe_defs import definitions_for
+from .resources import default_storage_root, location_resources
+from .shards import discover_shards
+from .summary import first_failure, run_summary
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,41 +47,45 @@ def default_dagster_home() -> Path:
     return home
 
 
+def run_every_partition(instance: dg.DagsterInstance, bundle: RecipeBundle, defs: dg.Definitions, log,
+                        tags: dict[str, str] | None = None, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+    """Syncs the recipe's partitions with its input files, then runs ``<name>_job`` over all of them
+    (one run over the range first..last) in this process."""
+    keys = sync_partitions(instance, bundle, log)
+    if not keys:
+        raise dg.Failure(f"recipe {bundle.name}: no input files under {bundle.recipe.dataset_path!r} "
+                         f"or {str(bundle.inbox)!r}")
+    with frozen_heap():
+        return defs.resolve_job_def(bundle.job_name).execute_in_process(
+            instance=instance, raise_on_error=False, tags={**range_tags(keys), **(tags or {})}, run_config=run_config)
+
+
 def process_with_dagster(recipe: Recipe, config_path: str, report_path: str | None = None) -> int:
-    home = default_dagster_home()
-    os.environ["DAGSTER_HOME"] = str(home.resolve())
-
-    import dagster as dg
-
-    from .build import build_definitions
-    from .factory import bundle_from_recipe, first_failure, materialize_recipe, recipe_name
-    from .gpu import ensure_gpu_pool
-    from .shards import discover_shards
-
+    home = default_dagster_home().resolve()
+    os.environ["DAGSTER_HOME"] = str(home)
     cwd = Path.cwd()
     bundle = bundle_from_recipe(recipe, recipe_name(Path(config_path)), cwd, source=str(Path(config_path).resolve()))
     discover_shards(bundle.recipe, bundle.inbox)  # a missing or unreadable dataset fails here, as in local mode
-    defs = build_definitions([bundle], os.environ.get("DJ_STORAGE_ROOT") or str(cwd / "outputs" / "dagster_storage"))
+    defs = definitions_for([bundle], location_resources(default_storage_root(cwd)))
     level = os.environ.get("DJ_DAGSTER_LOG_LEVEL", "WARNING")
-    log = logging.getLogger("dj-process")
     with dg.DagsterInstance.get() as instance:
         if any(s.uses_gpu for s in bundle.stages):
             ensure_gpu_pool(instance)
-        # the asset run itself (what <recipe>_job starts after syncing the partitions), one run in the UI
         try:
-            result, summary, _ = materialize_recipe(instance, bundle, defs, {}, log,
-                                                    loggers={"console": {"config": {"log_level": level}}},
-                                                    extra_tags={"dj/trigger": "dj-process"})
+            result = run_every_partition(instance, bundle, defs, logging.getLogger("dj-process"),
+                                         tags={TRIGGER_TAG: "dj-process"},
+                                         run_config={"loggers": {"console": {"config": {"log_level": level}}}})
         except dg.Failure as exc:
             print(f"error: {exc.description}", file=sys.stderr)
             return 1
+        summary = run_summary(bundle, result)
     if not result.success:
         print(f"error: the Dagster run {result.run_id} failed at {summary['failed_steps']}: {first_failure(result)}",
               file=sys.stderr)
         print(f"inspect it in the UI: DAGSTER_HOME={home} dagster dev -w {REPO / 'workspace.yaml'}", file=sys.stderr)
         return 1
     report = print_summary(bundle.recipe, summary)
-    print(f"\ndagster: run {summary['asset_run']} (assets of {bundle.name}) in instance {home}")
+    print(f"\ndagster: run {summary['run_id']} of {bundle.job_name} in instance {home}")
     print(f"open the UI: DAGSTER_HOME={home} {sys.prefix}/bin/dagster dev -w {REPO / 'workspace.yaml'}")
     out = Path(report_path) if report_path else bundle.recipe.resolved_work_dir / "run_report.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -108,5 +123,5 @@ def print_summary(recipe: Recipe, summary: dict) -> dict:
         print(f"failed asset checks: {', '.join(summary['failed_checks'])}")
     data = report.to_dict()
     data.update(stages=[{k: st[k] for k in ("name", "partitions", "seconds")} for st in stages],
-                asset_run=summary["asset_run"], bad_rows_files=bad_files)
+                dagster_run=summary["run_id"], bad_rows_files=bad_files)
     return data

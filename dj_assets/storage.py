@@ -27,6 +27,7 @@ from upath import UPath
 
 from dj_ops.core.heap import frozen_heap
 
+from .partitions import partition_order
 from .shards import Shard
 
 STAGING = ".staging"
@@ -137,11 +138,3 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         keys = set(context.asset_partition_keys) if context.has_asset_partitions else set(ordered)
         return {k: Shard(k, str(self.storage.partition_path(upstream, k))) for k in ordered if k in keys}
 
-
-def partition_order(instance: dg.DagsterInstance, partitions_def: dg.PartitionsDefinition | None) -> list[str]:
-    """Partition keys in their defined order (dynamic partitions: the order they were added)."""
-    if isinstance(partitions_def, dg.DynamicPartitionsDefinition):
-        return list(instance.get_dynamic_partitions(partitions_def.name))
-    if partitions_def is None:
-        return []
-    return list(partitions_def.get_partition_keys(dynamic_partitions_store=instance))

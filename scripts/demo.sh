@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: installs everything into .venv (scripts/bootstrap.sh), then
 # materializes the demo recipe (recipes/demo/recipe.yaml, bundled data in recipes/demo/data)
-# through Dagster with the repository's default instance (.dagster_home: SQLite, telemetry off),
-# and says where the output is and how to open the UI.
+# through Dagster with the repository's default instance (.dagster_home: stock Dagster on SQLite,
+# telemetry off), and says where the output is and how to open the UI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -12,10 +12,10 @@ export DAGSTER_HOME="$PWD/.dagster_home"
 slots=$(.venv/bin/python -c "import dagster as dg; from dj_assets.gpu import ensure_gpu_pool; print(ensure_gpu_pool(dg.DagsterInstance.get()))")
 echo "Dagster instance: $DAGSTER_HOME (pool gpu: $slots slot(s))"
 
-# every partition of the demo recipe: the job syncs the partitions with the input files, then
-# materializes cleaned -> filtered -> deduped -> language -> export; INFO logs only
-.venv/bin/dagster job execute -m dj_assets.definitions -j demo_job \
-  -c run_config/info_logs.yaml
+# every partition of the demo recipe: dj-process syncs the partitions with the input files, then
+# runs demo_job over all of them in one run (cleaned -> filtered -> deduped -> language -> export),
+# after any run of the recipe already in progress in this instance
+.venv/bin/dj-process --config recipes/demo/recipe.yaml
 
 out="$PWD/outputs/demo/demo.jsonl"
 cat <<MSG
@@ -29,9 +29,11 @@ Demo done: $(cat recipes/demo/data/*.jsonl | wc -l | tr -d " ") input rows -> $(
 Open the UI (asset graph, partitions, per-OP metadata, checks, runs):
   DAGSTER_HOME=$DAGSTER_HOME .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
   then http://127.0.0.1:3000/locations/dj_assets/asset-groups/demo/lineage
-Other ways to run it:
-  .venv/bin/dagster job execute -m dj_assets.definitions -j demo_job --tags '{"dagster/partition": "forum.jsonl"}'
+Other ways to run it (partitions: one per input file or row range, registered by the run above):
   .venv/bin/dg launch --job demo_job --partition forum.jsonl
-  .venv/bin/dj-process --config recipes/demo/recipe.yaml        (add --executor local for the engine alone)
+  .venv/bin/dg launch --job demo_job --partition-range 'articles.jsonl...reviews_home.jsonl'
+  .venv/bin/dagster job execute -m dj_assets.definitions -j demo_job --tags '{"dagster/partition": "forum.jsonl"}' \\
+      -c run_config/info_logs.yaml
+  .venv/bin/dj-process --config recipes/demo/recipe.yaml --executor local    (the engine alone, no Dagster)
   drop a .jsonl into inbox/demo/ while \`dagster dev\` runs: the inbox sensor makes it a partition and a run
 MSG

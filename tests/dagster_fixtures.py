@@ -18,16 +18,11 @@ def quiet_previews():
         yield
 
 
-#: the storage of the repository's dagster.yaml (dj_assets/instance_storage.py), so every Dagster
-#: test runs against it
-POOLED_STORAGE = {"custom": {"module": "dj_assets.instance_storage", "class": "PooledSqliteStorage",
-                             "config": {"base_dir": {"env": "DAGSTER_HOME"}}}}
-
-
 @pytest.fixture
 def instance(tmp_path, monkeypatch):
+    """A persistent instance on Dagster's own SQLite storage under ``tmp_path``."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    with dg.instance_for_test(temp_dir=str(home), overrides={"storage": POOLED_STORAGE}) as inst:
+    with dg.instance_for_test(temp_dir=str(home)) as inst:
         yield inst

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from dj_ops.cli import process_main
+from dj_assets.cli import process_main
 
 # Data-Juicer's configs/demo/dedup.yaml (comments and quoting as upstream)
 DJ_DEMO_DEDUP = """\

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dj_ops.cli import analyze_main, process_main
+from dj_assets.cli import analyze_main, process_main
 from dj_ops.core.recipe import RecipeError, load_recipe, recipe_from_dict
 from tests import testing_ops  # noqa: F401  (registers the test OPs)
 

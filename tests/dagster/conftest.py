@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,14 +12,20 @@ import pytest
 from tests.dagster_fixtures import instance, quiet_previews  # noqa: F401  (fixtures)
 import yaml
 
-from dj_assets.build import build_definitions
-from dj_assets.factory import bundle_from_recipe
+from dj_assets.bundle import bundle_from_recipe
+from dj_assets.process import run_every_partition
+from dj_assets.recipe_defs import definitions_for
+from dj_assets.resources import location_resources
+from dj_assets.summary import run_summary
 from dj_ops.core.recipe import recipe_from_dict
 
 from ..testing_ops import _register_test_ops
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "recipes" / "demo"
+#: the `dj-process` command (the function [project.scripts] names, so the test runs this tree's
+#: code whatever console scripts an older install of the project left in the environment)
+DJ_PROCESS = [sys.executable, "-c", "import sys; from dj_assets.cli import process_main; sys.exit(process_main())"]
 
 _register_test_ops()
 
@@ -38,11 +45,29 @@ def demo_recipe_dict(data: Path, tmp_path: Path, **overrides) -> dict:
     return d
 
 
-def make_defs(recipe_data: dict, tmp_path: Path, name: str = "demo"):
+def make_defs(recipe_data: dict, tmp_path: Path, name: str = "demo", storage_root: str | None = None):
     """(bundle, Definitions) of one recipe, partitions stored under ``tmp_path/storage``."""
     bundle = bundle_from_recipe(recipe_from_dict(recipe_data), name, tmp_path)
-    defs = build_definitions([bundle], str(tmp_path / "storage"), gpu_lock_dir=str(tmp_path / "gpu_locks"))
-    return bundle, defs
+    location = location_resources(storage_root or str(tmp_path / "storage"), gpu_lock_dir=str(tmp_path / "gpu_locks"))
+    return bundle, definitions_for([bundle], location)
+
+
+class Log:
+    """A logger that keeps what it is told."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def info(self, msg):
+        self.lines.append(msg)
+
+    warning = info
+
+
+def run_all(defs, bundle, dagster_instance, **kw):
+    """``<name>_job`` over every partition (synced first), as dj-process runs it: (result, summary)."""
+    result = run_every_partition(dagster_instance, bundle, defs, Log(), **kw)
+    return result, run_summary(bundle, result)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -50,7 +50,8 @@ def test_inbox_sensor_one_run_per_file_none_missed(instance, tmp_path, settled):
     keys = [r.partition_key for r in result.run_requests]
     assert sorted(keys) == ["a.jsonl", "b.jsonl", "c.jsonl"]
     assert len({r.run_key for r in result.run_requests}) == 3
-    assert all(r.tags["dj/trigger"] == "inbox" and r.tags["dj/recipe"] == "r" for r in result.run_requests)
+    assert all(r.tags["dj/trigger"] == "inbox" for r in result.run_requests)
+    assert defs.resolve_sensor_def("r_inbox_sensor").job_name == "r_job"  # runs tagged dj/recipe by the job
     assert list(result.dynamic_partitions_requests[0].partition_keys) == keys
     apply_adds(instance, result)
 
@@ -66,10 +67,10 @@ def test_inbox_sensor_one_run_per_file_none_missed(instance, tmp_path, settled):
     apply_adds(instance, later)
 
     # each request runs just its partition; the dedup of the later file sees the earlier ones
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection={bundle.key(s.name) for s in bundle.stages} | {bundle.key("export")})
+    job = defs.resolve_job_def("r_job")
     for req in [*result.run_requests, *later.run_requests]:
-        assert job.execute_in_process(instance=instance, partition_key=req.partition_key, tags=req.tags).success
+        run = job.execute_in_process(instance=instance, partition_key=req.partition_key, tags=req.tags)
+        assert run.success and run.dagster_run.tags["dj/recipe"] == "r"
     out = [r["text"] for r in read_jsonl(tmp_path / "out" / "r.jsonl")]
     assert out.count("SHARED ROW") == 1 and len(out) == 3 * 3 + 1 + 1
 
@@ -99,23 +100,34 @@ def test_inbox_sensor_large_file_is_one_run_over_its_ranges(instance, tmp_path, 
     assert (req.tags["dagster/asset_partition_range_start"], req.tags["dagster/asset_partition_range_end"]) == (
         "big.jsonl@0-4", "big.jsonl@8-10")
     apply_adds(instance, result)
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection={bundle.key("stage1"), bundle.key("export")})
-    assert job.execute_in_process(instance=instance, tags=req.tags).success
+    assert defs.resolve_job_def("r_job").execute_in_process(instance=instance, tags=req.tags).success
     assert [r["text"] for r in read_jsonl(tmp_path / "out" / "r.jsonl")] == [f"ROW {i}" for i in range(10)]
 
 
-def test_schedule_runs_every_partition(instance, demo_data, tmp_path):
+def test_schedule_syncs_partitions_and_runs_all_of_them(instance, demo_data, tmp_path):
     bundle, defs = make_defs(demo_recipe_dict(demo_data, tmp_path), tmp_path)
     schedule = defs.resolve_schedule_def("demo_schedule")
     assert schedule.cron_schedule == "0 3 * * *" and schedule.execution_timezone == "UTC"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.job_name == "demo_job"
+    instance.add_dynamic_partitions("demo_shards", ["gone.jsonl"])  # its file was deleted since
     ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2026, 1, 2, 3, 0))
-    data = schedule.evaluate_tick(ctx)
-    (req,) = data.run_requests
-    assert req.job_name in (None, "demo_job") and req.tags["dj/trigger"] == "schedule"
-    # untagged: the job syncs the partitions and materializes all of them
-    assert not {"dagster/partition", "dagster/asset_partition_range_start"} & set(req.tags)
+    (req,) = schedule.evaluate_tick(ctx).run_requests
+    keys = instance.get_dynamic_partitions("demo_shards")
+    assert keys[0] == "articles.jsonl" and len(keys) == 5 and "gone.jsonl" not in keys
+    assert req.tags["dj/trigger"] == "schedule"
+    assert (req.tags["dagster/asset_partition_range_start"], req.tags["dagster/asset_partition_range_end"]) == (
+        keys[0], keys[-1])
+    assert req.run_key == "20260102-0300"
+    # the request runs every partition in one run
+    run = defs.resolve_job_def("demo_job").execute_in_process(instance=instance, tags=req.tags)
+    assert run.success and run.dagster_run.tags["dj/recipe"] == "demo"
+    assert len(read_jsonl(tmp_path / "out" / "demo.jsonl")) == 275
+
+    # a recipe fed by its inbox only, before any file landed: the tick skips
+    _, inbox_only = make_defs({"inbox_path": str(tmp_path / "inbox_only"), "schedule": "0 3 * * *",
+                               "process": [{"test_upper_mapper": None}]}, tmp_path, name="r")
+    assert "no input files" in inbox_only.resolve_schedule_def("r_schedule").evaluate_tick(ctx).skip_message
 
 
 def test_recipe_without_schedule_or_inbox(tmp_path):

@@ -8,19 +8,13 @@ import json
 import dagster as dg
 import pyarrow.parquet as pq
 
-from dj_assets.factory import run_summary, sync_partitions
+from dj_assets.partitions import sync_partitions
+from dj_assets.summary import run_summary
 from dj_ops.engine import LocalExecutor
 from dj_ops.core.recipe import recipe_from_dict
 
 from ..test_dedup_store import MINHASH, near_duplicate_partitions
-from .conftest import make_defs, read_jsonl, write_jsonl
-
-
-class _Log:
-    def info(self, msg):
-        pass
-
-    warning = info
+from .conftest import Log, make_defs, read_jsonl, write_jsonl
 
 
 def _materialize(defs, instance, bundle, key):
@@ -37,7 +31,7 @@ def _setup(tmp_path, instance, parts, extra=None):
     recipe = {"dataset_path": str(tmp_path / "in"), "export_path": str(tmp_path / "out" / "r.jsonl"), "np": 1,
               "process": [MINHASH], **(extra or {})}
     bundle, defs = make_defs(recipe, tmp_path, name="r")
-    keys = sync_partitions(instance, bundle, _Log())
+    keys = sync_partitions(instance, bundle, Log())
     return recipe, bundle, defs, keys
 
 

@@ -11,7 +11,7 @@ from dj_assets.gpu import GPU_POOL, GpuClaim, ensure_gpu_pool
 from dj_ops.ops.base import TextMapper
 from dj_ops.core.registry import OPERATORS, register
 
-from .conftest import make_defs, read_jsonl, write_jsonl
+from .conftest import make_defs, read_jsonl, run_all, write_jsonl
 
 if "test_cuda_tag_mapper" not in OPERATORS:
 
@@ -64,11 +64,11 @@ def test_gpu_stage_declares_pool_and_claims_lazily(instance, tmp_path, monkeypat
     assert gpu_node.pools == {GPU_POOL} and "gpu" in gpu_node.kinds
     assert graph.get(bundle.key("stage1")).pools in (set(), None, frozenset())
     ensure_gpu_pool(instance, gpus=1)
-    result = defs.resolve_job_def("g_job").execute_in_process(instance=instance)
+    result, summary = run_all(defs, bundle, instance)
     assert result.success
     assert [r["text"] for r in read_jsonl(tmp_path / "out" / "r.jsonl")] == ["X gpu=0", "Y gpu=0"]
     assert "CUDA_VISIBLE_DEVICES" not in os.environ
-    run_id = result.output_for_node("g_run")["asset_run"]
+    run_id = summary["run_id"]
     logs = [e.user_message for e in instance.all_logs(run_id) if "holds GPU 0" in (e.user_message or "")]
     assert logs
     plan = [e.asset_materialization.metadata["execution_plan"].value

@@ -9,12 +9,13 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from dj_assets.factory import schema_problems, sync_partitions
+from dj_assets.checks import schema_problems
+from dj_assets.partitions import sync_partitions
 from dj_assets.shards import discover_shards
 from dj_ops.engine import LocalExecutor
 from dj_ops.core.recipe import recipe_from_dict
 
-from .conftest import demo_recipe_dict, make_defs, read_jsonl, write_jsonl
+from .conftest import Log, demo_recipe_dict, make_defs, read_jsonl, run_all, write_jsonl
 
 DEMO_KEYS = ["articles.jsonl", "forum.jsonl", "reviews_electronics.jsonl@0-100",
              "reviews_electronics.jsonl@100-130", "reviews_home.jsonl"]
@@ -39,9 +40,9 @@ def stage_events(instance, run_id, name):
 def test_demo_job_every_partition_matches_local_run(instance, demo_data, tmp_path):
     data = demo_recipe_dict(demo_data, tmp_path)
     bundle, defs = make_defs(data, tmp_path)
-    result = defs.resolve_job_def("demo_job").execute_in_process(instance=instance)
-    assert result.success
-    summary = result.output_for_node("demo_run")
+    result, summary = run_all(defs, bundle, instance)
+    assert result.success and result.dagster_run.job_name == "demo_job"
+    assert result.dagster_run.tags["dj/recipe"] == "demo"
     assert summary["failed_checks"] == [] and summary["success"]
 
     # partitions: one per file, the 130-row file split at partition_rows=100, in file order
@@ -53,7 +54,7 @@ def test_demo_job_every_partition_matches_local_run(instance, demo_data, tmp_pat
     assert read_jsonl(tmp_path / "out" / "demo_stats.jsonl") == read_jsonl(tmp_path / "local" / "out_stats.jsonl")
     assert summary["export"]["rows"] == len(out) and summary["export"]["rows_in"] == 331
 
-    run_id = summary["asset_run"]
+    run_id = summary["run_id"]
     for name in ("cleaned", "filtered", "deduped", "language"):
         mats = stage_events(instance, run_id, name)
         assert sorted(m.partition for m in mats) == sorted(DEMO_KEYS)
@@ -83,7 +84,7 @@ def test_demo_job_every_partition_matches_local_run(instance, demo_data, tmp_pat
 def test_single_partitions_and_global_dedup_context(instance, demo_data, tmp_path):
     data = demo_recipe_dict(demo_data, tmp_path)
     bundle, defs = make_defs(data, tmp_path)
-    sync_partitions(instance, bundle, _Log())
+    sync_partitions(instance, bundle, Log())
     storage = tmp_path / "storage" / "demo"
 
     res = materialize(defs, instance, [bundle.key("cleaned"), bundle.key("filtered")], partition_key="forum.jsonl")
@@ -149,13 +150,6 @@ def test_single_partitions_and_global_dedup_context(instance, demo_data, tmp_pat
     assert pq.read_table(storage / "deduped" / "reviews_home.jsonl.parquet").column("text").to_pylist() == incremental
 
 
-class _Log:
-    def info(self, msg):
-        pass
-
-    warning = info
-
-
 def test_dedup_first_occurrence_in_partition_order_and_split_files(instance, tmp_path):
     data_dir = tmp_path / "in"
     write_jsonl(data_dir / "a.jsonl", [{"text": f"doc {i}"} for i in range(10)])
@@ -165,7 +159,7 @@ def test_dedup_first_occurrence_in_partition_order_and_split_files(instance, tmp
                                                {"test_len_filter": {"min_len": 5}}]}
     bundle, defs = make_defs(recipe, tmp_path, name="r")
     assert [s.name for s in bundle.stages] == ["stage1", "stage2_test_exact_dedup", "stage3"]
-    result = defs.resolve_job_def("r_job").execute_in_process(instance=instance)
+    result, _ = run_all(defs, bundle, instance)
     assert result.success
     assert instance.get_dynamic_partitions("r_shards") == [
         "a.jsonl@0-8", "a.jsonl@8-10", "b.jsonl@0-8", "b.jsonl@8-16", "b.jsonl@16-20"]
@@ -181,7 +175,7 @@ def test_global_first_stage_over_split_raw_files(instance, tmp_path):
               "partition_rows": 6, "process": [{"test_exact_dedup": None}, {"test_upper_mapper": None}]}
     bundle, defs = make_defs(recipe, tmp_path, name="r")
     assert bundle.stages[0].is_global
-    assert defs.resolve_job_def("r_job").execute_in_process(instance=instance).success
+    assert run_all(defs, bundle, instance)[0].success
     out = read_jsonl(tmp_path / "out" / "r.jsonl")
     assert [r["text"] for r in out] == [f"DOC {i}" for i in range(7)]
     assert out == local_output(recipe, tmp_path)
@@ -193,9 +187,8 @@ def test_keep_ratio_check_fails_outside_bounds(instance, tmp_path):
               "min_keep_ratio": 0.9, "stages": [{"name": "only", "ops": 1, "max_keep_ratio": 0.4}],
               "process": [{"test_len_filter": {"min_len": 6}}]}
     bundle, defs = make_defs(recipe, tmp_path, name="r")
-    result = defs.resolve_job_def("r_job").execute_in_process(instance=instance)
+    result, summary = run_all(defs, bundle, instance)
     assert result.success  # keep-ratio checks report, they do not block
-    summary = result.output_for_node("r_run")
     assert summary["failed_checks"] == ["r/only:keep_ratio", "r/export:keep_ratio"]
 
 
@@ -227,9 +220,9 @@ def test_global_first_stage_over_whole_raw_files(instance, tmp_path):
     recipe = {"dataset_path": str(tmp_path / "in"), "export_path": str(tmp_path / "out" / "r.jsonl"), "np": 1,
               "process": [{"test_exact_dedup": None}]}
     bundle, defs = make_defs(recipe, tmp_path, name="r")
-    result = defs.resolve_job_def("r_job").execute_in_process(instance=instance)
+    result, summary = run_all(defs, bundle, instance)
     assert result.success
-    stage = result.output_for_node("r_run")["stages"][0]
+    stage = summary["stages"][0]
     assert sorted((p["partition"], p["rows_in"], p["rows_out"]) for p in stage["partitions"]) == [
         ("a.jsonl", 2, 2), ("b.jsonl", 3, 1)]
     assert stage["bad_rows"] == 1  # the record without text
@@ -240,14 +233,14 @@ def test_recipe_without_ops_converts_format(instance, tmp_path):
     write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": 1, "body": "no text field"}, {"id": 2, "body": "x"}])
     recipe = {"dataset_path": str(tmp_path / "in"), "export_path": str(tmp_path / "out" / "r.parquet"), "np": 1}
     bundle, defs = make_defs(recipe, tmp_path, name="r")
-    result = defs.resolve_job_def("r_job").execute_in_process(instance=instance)
-    assert result.success and result.output_for_node("r_run")["failed_checks"] == []
+    result, summary = run_all(defs, bundle, instance)
+    assert result.success and summary["failed_checks"] == []
     assert pq.read_table(tmp_path / "out" / "r.parquet").to_pylist() == [{"id": 1, "body": "no text field"},
                                                                          {"id": 2, "body": "x"}]
 
 
 def test_export_sums_each_partitions_latest_metadata(instance):
-    from dj_assets.factory import _sum_latest_metadata
+    from dj_assets.export_asset import sum_latest_metadata
 
     parts = dg.StaticPartitionsDefinition(["a", "b", "c"])
 
@@ -259,5 +252,5 @@ def test_export_sums_each_partitions_latest_metadata(instance):
         for key in ("a", "b"):
             assert dg.materialize([counted], instance=instance, partition_key=key,
                                   run_config={"ops": {"counted": {"config": values}}}).success
-    assert _sum_latest_metadata(instance, counted.key, ["a", "b", "c"], "rows_in") == 3 + 10
-    assert _sum_latest_metadata(instance, counted.key, ["a"], "rows_in") == 3
+    assert sum_latest_metadata(instance, counted.key, ["a", "b", "c"], "rows_in") == 3 + 10
+    assert sum_latest_metadata(instance, counted.key, ["a"], "rows_in") == 3

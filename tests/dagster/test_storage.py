@@ -9,7 +9,7 @@ from upath import UPath
 
 from dj_assets.storage import DJStorage
 
-from .conftest import make_defs, read_jsonl, write_jsonl
+from .conftest import make_defs, read_jsonl, run_all, write_jsonl
 
 
 def test_commit_is_a_rename_inside_the_root(tmp_path):
@@ -29,11 +29,8 @@ def test_fsspec_root_runs_a_recipe(instance, tmp_path):
     write_jsonl(tmp_path / "in" / "a.jsonl", [{"text": "b"}, {"text": "a"}, {"text": "b"}])
     recipe = {"dataset_path": str(tmp_path / "in"), "export_path": str(tmp_path / "out" / "r.jsonl"), "np": 1,
               "process": [{"test_upper_mapper": None}, {"test_exact_dedup": None}]}
-    bundle, _ = make_defs(recipe, tmp_path, name="mem")
-    from dj_assets.build import build_definitions
-
-    defs = build_definitions([bundle], "memory://dj-test-root")
-    assert defs.resolve_job_def("mem_job").execute_in_process(instance=instance).success
+    bundle, defs = make_defs(recipe, tmp_path, name="mem", storage_root="memory://dj-test-root")
+    assert run_all(defs, bundle, instance)[0].success
     assert [r["text"] for r in read_jsonl(tmp_path / "out" / "r.jsonl")] == ["B", "A"]
     stored = UPath("memory://dj-test-root/mem/stage2_test_exact_dedup/a.jsonl.parquet")
     with stored.open("rb") as f:
@@ -47,7 +44,7 @@ def test_failed_step_leaves_no_partition_file(instance, tmp_path):
               "stages": [{"name": "first", "ops": 1}, {"name": "second", "ops": 1}],
               "process": [{"test_len_filter": None}, {"test_raising_mapper": None}]}
     bundle, defs = make_defs(recipe, tmp_path, name="r")
-    result = defs.resolve_job_def("r_job").execute_in_process(instance=instance, raise_on_error=False)
+    result, _ = run_all(defs, bundle, instance)
     assert not result.success
     root = tmp_path / "storage" / "r"
     assert (root / "first" / "a.jsonl.parquet").exists()
@@ -63,7 +60,7 @@ def test_parquet_partition_with_late_columns_keeps_every_row(instance, tmp_path)
     recipe = {"dataset_path": str(tmp_path / "in"), "export_path": str(tmp_path / "out" / "r.jsonl"), "np": 1,
               "batch_size": 2, "process": [{"test_upper_mapper": None}]}
     bundle, defs = make_defs(recipe, tmp_path, name="r")
-    assert defs.resolve_job_def("r_job").execute_in_process(instance=instance).success
+    assert run_all(defs, bundle, instance)[0].success
     table = pq.read_table(tmp_path / "storage" / "r" / "stage1" / "a.jsonl.parquet")
     assert table.num_rows == 4 and set(table.column_names) == {"text", "images", "n"}
     assert table.column("n").to_pylist() == [1.0, 1.0, 1.0, 1.5]

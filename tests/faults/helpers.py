@@ -21,7 +21,7 @@ WORDS = ("data juicer ray dagster resume crash worker chunk parquet gzip filter 
          "review movie plot actor scene great terrible boring classic").split()
 
 # the cli with the test OPs registered: exactly `dj-process` otherwise
-CLI = ("import sys, tests.faults.fault_ops; from dj_ops.cli import process_main; "
+CLI = ("import sys, tests.faults.fault_ops; from dj_assets.cli import process_main; "
        "sys.exit(process_main(sys.argv[1:]))")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from dj_assets.factory import sync_partitions  # noqa: E402
+from dj_assets.partitions import sync_partitions  # noqa: E402
 from tests.dagster.conftest import demo_data, demo_recipe_dict, instance, make_defs  # noqa: E402,F401
 
 pytestmark = pytest.mark.ray

@@ -3,6 +3,10 @@
 Flags: ``--config recipe.yaml`` plus any recipe key as ``--key value`` (``--np 2``,
 ``--export_path out.jsonl``) and any OP parameter as ``--op_name.param value``, as in
 Data-Juicer.  Values are read as YAML scalars (``--open_tracer true``, ``--suffixes [.txt]``).
+
+They live in the Dagster layer, which may import both the engine and Dagster; Dagster is imported
+only on ``dj-process``'s default path, so ``--executor local`` and ``dj-analyze`` run the engine
+alone.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from .core.recipe import RecipeError, apply_overrides, load_recipe, recipe_from_dict
-from .io.readers import DatasetFormatError
+from dj_ops.core.recipe import RecipeError, apply_overrides, load_recipe, recipe_from_dict
+from dj_ops.io.readers import DatasetFormatError
 
 
 def _parse_overrides(tokens: list[str]) -> dict[str, Any]:
@@ -63,8 +67,8 @@ def _load(argv: list[str] | None, prog: str, description: str, analyzer: bool):
 
 def _auto_recipe(overrides: dict[str, Any]):
     """Data-Juicer's ``dj-analyze --auto``: every stats filter with default params on the first rows."""
-    from .ops.base import Filter
-    from .core.registry import load_all_ops
+    from dj_ops.core.registry import load_all_ops
+    from dj_ops.ops.base import Filter
 
     skip_models = {"language_id_score_filter", "token_num_filter", "alphanumeric_filter"}
     ops = [
@@ -76,14 +80,13 @@ def _auto_recipe(overrides: dict[str, Any]):
 
 
 def process_main(argv: list[str] | None = None) -> int:
-    from .core.faults import WorkerCrashed
-    from .engine import executor_for
+    from dj_ops.core.faults import WorkerCrashed
+    from dj_ops.engine import executor_for
 
     try:
         args, recipe = _load(argv, "dj-process", "Process a dataset with a Data-Juicer recipe.", analyzer=False)
         if args.executor == "dagster":
-            # imported only here: the engine and --executor local never load Dagster
-            from dj_assets.process import process_with_dagster
+            from .process import process_with_dagster
 
             return process_with_dagster(recipe, args.config, args.report)
         executor = executor_for(recipe)(recipe, progress=False if args.no_progress else None)
@@ -111,12 +114,12 @@ def process_main(argv: list[str] | None = None) -> int:
 
 
 def analyze_main(argv: list[str] | None = None) -> int:
-    from .analyzer import Analyzer
+    from dj_ops.analyzer import Analyzer
 
     try:
         args, recipe = _load(argv, "dj-analyze", "Compute every filter's stats over a dataset.", analyzer=True)
         if args.auto:
-            from .io.readers import resolve_inputs
+            from dj_ops.io.readers import resolve_inputs
 
             files = resolve_inputs(recipe.dataset_path)
             result = Analyzer(recipe, progress=False if args.no_progress else None).run(
