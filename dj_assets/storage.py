@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from dj_ops.core.heap import frozen_heap
+from dj_ops.engine.backend import workers_from_fork_server
 
 from .partitions import partition_order
 from .shards import Shard
@@ -41,8 +42,9 @@ class DJStorage(dg.ConfigurableResource):
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[DJStorage]:
         # every step of a recipe uses this storage: while the run (a step, in a process of its
-        # own) goes on, the objects the process holds stay out of the collector's full passes
-        with frozen_heap(), super().yield_for_execution(context) as resource:
+        # own) goes on, the objects the process holds stay out of the collector's full passes, and
+        # the engine's workers start from a small fork server rather than from this process
+        with frozen_heap(), workers_from_fork_server(), super().yield_for_execution(context) as resource:
             yield resource
 
     @property

@@ -171,3 +171,39 @@ def test_light_keys_of_a_parquet_partition_equal_the_engines(tmp_path):
         head.discard_rows()
     assert outs[0].equals(outs[1])
     assert parquet.exists() and not (tmp_path / "rows.parquet").exists()  # the input is never discarded
+
+
+@pytest.mark.parametrize("dedup", [MINHASH, {"document_simhash_deduplicator": {}}], ids=lambda d: next(iter(d)))
+def test_a_deduplicator_first_on_parquet_partitions_keys_them_in_place(tmp_path, dedup):
+    """The workers send back keys, not rows: the partition file is the rows file, or a copy
+    without the rows set aside (a null text); outputs equal one run over every file."""
+    parts = near_duplicate_partitions(n_parts=2)
+    files = []
+    for i, rows in enumerate(parts):
+        rows = [{"text": r.get("text"), "i": n} for n, r in enumerate(rows)]  # the last text is null
+        path = tmp_path / f"p{i}.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), path)
+        files.append(path)
+    recipe = recipe_from_dict({"np": 2, "batch_size": 16, "export_path": str(tmp_path / "out.parquet"),
+                               "process": [dedup]})
+    expected = whole_run(recipe, files, tmp_path / "whole")
+    op = recipe.build_ops()[0]
+    heads = [dedup_store.partition_keys(recipe, 0, f, None, tmp_path / "rows" / f"{i}.parquet",
+                                        tmp_path / "bad" / f"{i}.jsonl", print) for i, f in enumerate(files)]
+    assert [h.rows_file_is_input for h in heads] == [False, False]  # each partition has one bad row
+    assert all(pq.ParquetFile(h.rows_file).metadata.num_rows == len(h.keys) == 40 for h in heads)
+    decision = dedup_store.decide(op, [h.keys for h in heads])
+    got = []
+    for i, head in enumerate(heads):
+        out = tmp_path / "out" / f"{i}.parquet"
+        report = dedup_store.finish_partition(recipe, 0, head, decision.removed[i], out, tmp_path / "bad" / f"{i}.jsonl",
+                                              print)
+        assert report.rows_in == 41 and report.bad_rows == 1
+        got.append(pq.read_table(out).column("text").to_pylist())
+    assert got == expected and sum(map(len, got)) < 80
+
+    clean = tmp_path / "clean.parquet"
+    pq.write_table(pq.read_table(files[0]).slice(0, 40), clean)
+    head = dedup_store.partition_keys(recipe, 0, clean, None, tmp_path / "rows" / "clean.parquet",
+                                      tmp_path / "bad" / "clean.jsonl", print)
+    assert head.rows_file == clean and head.rows_file_is_input and len(head.keys) == 40

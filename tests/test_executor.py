@@ -3,6 +3,7 @@ per-OP counts, tracing, sharding and formats."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 from pathlib import Path
@@ -307,21 +308,25 @@ def test_near_duplicate_trace_has_each_pairs_similarity(tmp_path):
     assert [p["estimated_jaccard"] for p in summary["sample_pairs"][:2]] == [p["similarity"] for p in pairs]
 
 
-def test_workers_of_a_large_process_start_from_a_fork_server(tmp_path, monkeypatch):
-    """A process holding much memory the workers do not need (an orchestrator's step) starts
-    them from a fork server holding only the engine and the chain's OP modules (custom ones
-    included): same output as the workers forked from a small process."""
+def test_workers_can_start_from_a_fork_server(tmp_path):
+    """Inside ``workers_from_fork_server`` (an orchestrator's step process holding much memory)
+    workers fork from a server holding only the engine and the chain's OP modules: same output.
+    OP classes a fresh process cannot import by name (these tests' own) keep workers forked."""
     from dj_ops.engine import backend
 
     rng = np.random.default_rng(1)
-    rows = [{"text": " ".join(rng.choice(["ab", "cde", "f"], size=rng.integers(1, 5)))} for _ in range(300)]
+    rows = [{"text": " ".join(rng.choice(["ab", "cde", "f", "ghij"], size=rng.integers(1, 5)))} for _ in range(300)]
     ds = write_jsonl(tmp_path / "in.jsonl", rows)
+    chain = [{"whitespace_normalization_mapper": None}, {"text_length_filter": {"min_len": 4}},
+             {"document_deduplicator": None}]
     outs = []
-    for heavy in (False, True):
-        monkeypatch.setattr(backend, "HEAVY_PARENT_BYTES", 0 if heavy else 1 << 60)
-        assert backend.start_method(False, 2) == ("forkserver" if heavy else "fork")
-        recipe = make_recipe(tmp_path / str(heavy), ds, CHAIN, np=2, batch_size=16)
-        outs.append(Path(LocalExecutor(recipe, progress=False).run().outputs[0]).read_bytes())
+    for server in (False, True):
+        recipe = make_recipe(tmp_path / str(server), ds, chain, np=2, batch_size=16)
+        executor = LocalExecutor(recipe, progress=False)
+        with backend.workers_from_fork_server() if server else contextlib.nullcontext():
+            assert backend.start_method(False, 2, executor.ops) == ("forkserver" if server else "fork")
+            assert backend.start_method(False, 2, make_recipe(tmp_path, ds, CHAIN).build_ops()) == "fork"
+            outs.append(Path(executor.run().outputs[0]).read_bytes())
     assert outs[0] == outs[1] and outs[0]
 
 

@@ -16,7 +16,9 @@ start; :func:`thaw` does that at once (e.g. a long-lived process done with its r
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,3 +64,18 @@ def thaw() -> None:
     with _lock:
         if _depth == 0:
             _thaw_kept()
+
+
+def release_free_memory() -> None:
+    """Hand memory this process freed back to the system.  Arrow's allocator and glibc's malloc
+    both keep freed blocks for reuse; a coordinator that received and wrote a partition's rows
+    held hundreds of MiB of them between passes (bench/RESULTS.md), memory nothing used but that
+    counted against the run."""
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass

@@ -38,7 +38,8 @@ class ChainJob:
     """What every worker builds its chain from."""
 
     recipe: Recipe
-    analyze: bool
+    #: what each chunk's result carries (:data:`dj_ops.engine.chain.OUTPUTS`)
+    output: str
     #: the plan as a dict (:meth:`Plan.to_dict`): how the chain's steps run
     plan: dict
     #: the coordinator's built OPs (with the models the fusion probe loaded): workers running in
@@ -79,7 +80,7 @@ class LocalBackend:
 def _inline(chunks: Iterator[Chunk | ChunkResult], job: ChainJob, store: checkpoint.ChunkStore | None
             ) -> Iterator[ChunkResult]:
     # models the fusion probe loaded in this process are used as they are
-    runner = ChainRunner(job.recipe, analyze=job.analyze, plan=job.plan, ops=job.ops)
+    runner = ChainRunner(job.recipe, output=job.output, plan=job.plan, ops=job.ops)
     for c in chunks:
         if isinstance(c, Chunk):
             c = runner.run(c)
@@ -90,7 +91,7 @@ def _inline(chunks: Iterator[Chunk | ChunkResult], job: ChainJob, store: checkpo
 
 def _pooled(chunks: Iterator[Chunk | ChunkResult], job: ChainJob, store: checkpoint.ChunkStore | None,
             n_workers: int, uses_cuda: bool) -> Iterator[ChunkResult]:
-    method = start_method(uses_cuda, n_workers)
+    method = start_method(uses_cuda, n_workers, job.ops)
     if method != "fork":
         release_models()  # a worker started afresh loads its own (on its GPU)
     ctx = mp.get_context(method)
@@ -107,31 +108,49 @@ def _pooled(chunks: Iterator[Chunk | ChunkResult], job: ChainJob, store: checkpo
         yield from _pool_results(chunks, job, store, ctx, n_workers)
 
 
-#: resident memory of this process over which workers that gain nothing from it (no models
-#: loaded here) are forked from a fork server instead: every forked worker maps (and, as it
-#: touches objects, copies) the whole of its parent, e.g. an orchestrator's step process
-HEAVY_PARENT_BYTES = 384 << 20
+_FORK_SERVER_DEPTH = 0
 
 
-def start_method(uses_cuda: bool, n_workers: int) -> str:
+@contextlib.contextmanager
+def workers_from_fork_server() -> Iterator[None]:
+    """Inside this block worker pools start their workers from a fork server that holds only the
+    engine and the chain's OP modules, instead of forking this process: for a process holding
+    much memory its workers do not need (an orchestrator's step process), which every forked
+    worker would map and, as it touches objects, copy.  Workers are still forked from this
+    process when they need what it holds: models the fusion probe loaded here, or OP classes that
+    cannot be imported by name (defined at run time)."""
+    global _FORK_SERVER_DEPTH
+    _FORK_SERVER_DEPTH += 1
+    try:
+        yield
+    finally:
+        _FORK_SERVER_DEPTH -= 1
+
+
+def start_method(uses_cuda: bool, n_workers: int, ops: list[OP]) -> str:
     """How worker processes start: ``fork`` shares what this process holds (the fusion probe's
-    models, copy-on-write) and costs nothing; ``forkserver`` when this process is large and holds
-    no model the workers need; ``spawn`` where forking is unsafe (CUDA, OpenMP, not Linux)."""
+    models, copy-on-write) and costs nothing; ``forkserver`` inside
+    :func:`workers_from_fork_server`; ``spawn`` where forking is unsafe (CUDA, OpenMP, not Linux)."""
     if uses_cuda or sys.platform != "linux" or not fork_safe(n_workers):
         return "spawn"
     runtime = sys.modules.get("dj_ops.models.runtime")
-    if runtime is not None and runtime.loaded_models():
-        return "fork"
-    import psutil
+    models_here = runtime is not None and bool(runtime.loaded_models())
+    if _FORK_SERVER_DEPTH and not models_here and all(_importable(type(op)) for op in ops):
+        return "forkserver"
+    return "fork"
 
-    return "forkserver" if psutil.Process().memory_info().rss > HEAVY_PARENT_BYTES else "fork"
+
+def _importable(cls: type) -> bool:
+    """Whether a fresh process finds ``cls`` by importing its module (so it registers there too)."""
+    module = sys.modules.get(cls.__module__)
+    return module is not None and cls.__module__ != "__main__" and getattr(module, cls.__qualname__, None) is cls
 
 
 def _pool_results(chunks: Iterator[Chunk | ChunkResult], job: ChainJob, store: checkpoint.ChunkStore | None, ctx,
                   n_workers: int) -> Iterator[ChunkResult]:
     max_inflight = 2 * n_workers + 2
     with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(job.recipe.model_dump_json(), job.analyze, job.plan, n_workers)) as pool:
+                             initargs=(job.recipe.model_dump_json(), job.output, job.plan, n_workers)) as pool:
         pending: collections.deque[tuple[Future, Chunk | ChunkResult]] = collections.deque()
         head: Chunk | ChunkResult | None = None
         try:
@@ -175,7 +194,7 @@ def release_models() -> None:
 _RUNNER: ChainRunner | None = None
 
 
-def _init_worker(recipe_json: str, analyze: bool, plan: dict | None, n_workers: int) -> None:
+def _init_worker(recipe_json: str, output: str, plan: dict | None, n_workers: int) -> None:
     global _RUNNER
     die_with_parent()
     # model OPs size their thread pools (torch, image decoding) by the number of workers
@@ -183,7 +202,7 @@ def _init_worker(recipe_json: str, analyze: bool, plan: dict | None, n_workers: 
     runtime = sys.modules.get("dj_ops.models.runtime")
     if runtime is not None:
         runtime.configure_threads_after_fork()
-    _RUNNER = ChainRunner(Recipe.model_validate_json(recipe_json), analyze=analyze, plan=plan)
+    _RUNNER = ChainRunner(Recipe.model_validate_json(recipe_json), output=output, plan=plan)
 
 
 def _run_chunk(chunk: Chunk, store: checkpoint.ChunkStore | None) -> ChunkResult:

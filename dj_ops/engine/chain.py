@@ -28,6 +28,10 @@ from .fusion import Plan, sequential_plan
 from .report import OpMetrics
 
 MEDIA_KEYS = ("image_key", "video_key", "audio_key")
+#: what a chain sends back besides its tallies: ``rows``, the kept rows (a run); ``stats``, every
+#: row's stats (the analyzer: filters drop nothing, mappers and deduplicators do not run);
+#: ``keys``, no rows (a pass collecting deduplication keys of rows that are already in a file)
+OUTPUTS = ("rows", "stats", "keys")
 
 
 @dataclass
@@ -42,7 +46,7 @@ class ChunkResult:
     dropped_at: np.ndarray  # ... and the position of that filter in the chain
     dedup: dict[int, tuple[np.ndarray, list, list | None]]  # op pos -> (row ids, keys, texts for tracing)
     cand_ids: np.ndarray  # rows that passed every per-row OP, in output order
-    payload: Any  # serialised candidate rows: list[bytes] (JSON lines) or pa.Table
+    payload: Any  # serialised candidate rows: list[bytes] (JSON lines) or pa.Table; None: not sent
     stats_lines: list[bytes] | None
     stats_columns: dict[str, list] | None  # analyze mode: every row's stats
     metrics: list[OpMetrics]
@@ -65,13 +69,17 @@ class _Tally:
 class ChainRunner:
     """Runs the per-row part of an OP chain on chunks (one per worker process or actor).
 
-    ``ops`` may be given to reuse OPs already built (and models already loaded) in this process."""
+    ``output`` is one of :data:`OUTPUTS`; ``ops`` may be given to reuse OPs already built (and
+    models already loaded) in this process."""
 
-    def __init__(self, recipe: Recipe, analyze: bool = False, plan: dict | None = None, ops: list[OP] | None = None):
+    def __init__(self, recipe: Recipe, output: str = "rows", plan: dict | None = None, ops: list[OP] | None = None):
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         self.recipe = recipe
         self.ops: list[OP] = ops if ops is not None else recipe.build_ops()
         self.plan = Plan.from_dict(plan) if plan else sequential_plan(self.ops)
-        self.analyze = analyze
+        self.output = output
+        self.analyze = output == "stats"
         self.text_key = recipe.text_key
         self.needs_text = any(op.uses_text for op in self.ops)
         self.export_type = recipe.resolved_export_type
@@ -114,11 +122,10 @@ class ChainRunner:
                 for k in step.positions[:step.slice_from]:
                     batch = self.apply(k, batch, tally)
                 batch = self._apply_sliced(step.positions[step.slice_from:], step.slice_rows, batch, tally)
-        stats_lines = stats_columns = None
-        if self.analyze:
+        stats_lines = stats_columns = payload = None
+        if self.output == "stats":
             stats_columns = dict(batch.stats)
-            payload = None
-        else:
+        elif self.output == "rows":
             payload = self._serialise(batch)
             if self.has_stats:
                 stats_lines = [orjson.dumps({Fields.stats: s}, option=orjson.OPT_SERIALIZE_NUMPY)

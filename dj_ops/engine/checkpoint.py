@@ -85,15 +85,16 @@ class ChunkStore:
         return sum(1 for _ in Path(self.directory).glob("chunk-*.pkl"))
 
 
-def open_store(recipe: Recipe, source: ChunkSource, hold_back: int | None, outputs: list[Path],
+def open_store(recipe: Recipe, source: ChunkSource, hold_back: int | None, output: str, outputs: list[Path],
                log: Callable[[str], None]) -> ChunkStore | None:
-    """The store of the recorded chunk results of the pass reading ``source`` (the backend
+    """The store of the recorded chunk results (carrying ``output``: see
+    :data:`dj_ops.engine.chain.OUTPUTS`) of the pass reading ``source`` (the backend
     replays those, see :func:`replay`, and records new ones into it); None without
     ``use_checkpoint``.  When chunks are replayed, temporaries a crashed run left beside
     ``outputs`` are removed."""
     if not recipe.use_checkpoint:
         return None
-    manifest = _manifest(recipe, source, hold_back)
+    manifest = _manifest(recipe, source, hold_back, output)
     key = hashlib.sha256(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS)).hexdigest()[:20]
     root = checkpoint_root(recipe)
     directory = root / key
@@ -127,7 +128,7 @@ def replay(chunks: Iterable[Chunk], store: ChunkStore) -> Iterator["Chunk | Chun
         yield chunk if res is None else res
 
 
-def _manifest(recipe: Recipe, source: ChunkSource, hold_back: int | None) -> dict:
+def _manifest(recipe: Recipe, source: ChunkSource, hold_back: int | None, output: str) -> dict:
     recipe_keys = {k: v for k, v in recipe.model_dump(mode="json").items() if k not in NEUTRAL_KEYS}
     inputs = []
     for f in source.files:
@@ -141,6 +142,7 @@ def _manifest(recipe: Recipe, source: ChunkSource, hold_back: int | None) -> dic
         "skip": {src: hashlib.sha256(np.packbits(np.asarray(m, dtype=bool)).tobytes()).hexdigest()
                  for src, m in sorted((source.skip or {}).items())},
         "hold_back": hold_back,
+        "output": output,  # what a recorded result carries (rows, or keys only)
         "engine": _engine_signature(),
     }
 

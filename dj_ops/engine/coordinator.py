@@ -18,12 +18,18 @@ from typing import Iterable
 
 import numpy as np
 
+from dj_ops.core.heap import release_free_memory
 from dj_ops.core.recipe import Recipe
 from dj_ops.ops.base import OP, DedupIndex, Deduplicator
 
 from .chain import ChunkResult
 from .report import OpMetrics, RunReport, op_row
 from .sinks import BadRowSink, Outputs, TraceCollector
+
+
+#: the coordinator hands freed memory back to the system every this many chunks (the rows it
+#: received and wrote leave freed blocks behind that the allocators would otherwise keep)
+RELEASE_EVERY_CHUNKS = 32
 
 
 @dataclass
@@ -45,12 +51,14 @@ class PassResult:
     held: Held | None = None
 
 
-def coordinate(recipe: Recipe, ops: list[OP], order: list[int], results: Iterable[ChunkResult], sinks: Outputs,
-               bad_rows: BadRowSink, tracer: TraceCollector | None, progress: bool,
+def coordinate(recipe: Recipe, ops: list[OP], order: list[int], results: Iterable[ChunkResult],
+               sinks: Outputs | None, bad_rows: BadRowSink, tracer: TraceCollector | None, progress: bool,
                hold_back: int | None = None) -> PassResult:
-    """Consume ``results`` (in input order) into ``sinks``; ``order`` is the plan's execution
-    order of ``ops`` (rows left after each OP are reported in that order)."""
+    """Consume ``results`` (in input order) into ``sinks`` (None: the rows are not written);
+    ``order`` is the plan's execution order of ``ops`` (rows left after each OP are reported in
+    that order)."""
     t_start = time.perf_counter()
+    release_free_memory()  # what earlier work freed, before the workers start
     report = RunReport(recipe=recipe.project_name)
     n_ops = len(ops)
     dedup_pos = [k for k, op in enumerate(ops) if isinstance(op, Deduplicator)]
@@ -58,6 +66,7 @@ def coordinate(recipe: Recipe, ops: list[OP], order: list[int], results: Iterabl
     held: dict[str, list[np.ndarray]] = collections.defaultdict(list)
     drop_hist = np.zeros(n_ops + 1, dtype=np.int64)
     totals = [OpMetrics() for _ in ops]
+    chunks = 0
     bar = progress_bar(progress, recipe.project_name)
     try:
         for res in results:
@@ -87,7 +96,8 @@ def coordinate(recipe: Recipe, ops: list[OP], order: list[int], results: Iterabl
                 drop_hist += np.bincount(np.fromiter(drop_of.values(), dtype=np.int64, count=len(drop_of)),
                                          minlength=n_ops + 1)
             keep_pos = [i for i, rid in enumerate(res.cand_ids.tolist()) if rid not in dedup_dropped]
-            sinks.write(res, keep_pos)
+            if sinks is not None:
+                sinks.write(res, keep_pos)
             report.rows_out += len(keep_pos)
             if hold_back is not None:
                 held[res.source].append(res.cand_ids[keep_pos])
@@ -96,14 +106,19 @@ def coordinate(recipe: Recipe, ops: list[OP], order: list[int], results: Iterabl
             if bar is not None:
                 bar.update(res.n_records)
                 bar.set_postfix(kept=report.rows_out, bad=bad_rows.count, refresh=False)
+            chunks += 1
+            if chunks % RELEASE_EVERY_CHUNKS == 0:
+                release_free_memory()
     except BaseException:
-        sinks.abort()
+        if sinks is not None:
+            sinks.abort()
         bad_rows.close()
         raise
     finally:
         if bar is not None:
             bar.close()
-    report.outputs, stats_files = sinks.close()
+    report.outputs, stats_files = sinks.close() if sinks is not None else ([], [])
+    release_free_memory()
     report.stats_file = stats_files[0] if stats_files else None
     report.bad_rows = bad_rows.count
     report.bad_rows_file = bad_rows.close()

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from dj_ops.core.heap import release_free_memory
 from dj_ops.core.recipe import Recipe
 from dj_ops.ops.base import OP, DedupIndex
 
@@ -43,7 +44,7 @@ class Runner(Protocol):
 
     def run_pass(self, files: list[Path] | None, row_range: tuple[int, int] | None, export_path: str | Path | None,
                  outputs: dict[str, Path] | None, skip: dict[str, np.ndarray] | None, append_bad_rows: bool,
-                 hold_back: int | None = None) -> PassResult: ...
+                 hold_back: int | None = None, write_rows: bool = True) -> PassResult: ...
 
     def run(self, files: list[Path] | None = None, row_range: tuple[int, int] | None = None,
             export_path: str | Path | None = None, outputs: dict[str, Path] | None = None,
@@ -70,7 +71,8 @@ class KeyedRows:
     report: RunReport
     #: the deduplicator's index, holding every key in row order (``add``ed, not decided)
     index: DedupIndex
-    #: input file -> its rows file, holding the rows that reached the deduplicator
+    #: input file -> its rows file, holding the rows that reached the deduplicator (empty when
+    #: the pass wrote none: see :func:`key`)
     rows_files: dict[str, Path]
     #: input file -> the input row ids of its rows file's rows, in order (one key each)
     row_ids: dict[str, np.ndarray]
@@ -92,16 +94,19 @@ class KeyedRows:
         return {str(self.rows_files[src]): np.isin(ids, gone) for src, ids in self.row_ids.items()}
 
 
-def key(executor: Runner, files: list[Path], row_range: tuple[int, int] | None, rows_files: dict[str, Path],
+def key(executor: Runner, files: list[Path], row_range: tuple[int, int] | None, rows_files: dict[str, Path] | None,
         skip: dict[str, np.ndarray] | None = None, append_bad_rows: bool = False) -> KeyedRows:
     """Step 1: one pass of ``executor``, whose recipe ends at the deduplicator (see
-    :func:`head_recipe`), over ``files``; the rows reaching it go to ``rows_files``."""
-    for path in rows_files.values():
+    :func:`head_recipe`), over ``files``; the rows reaching it go to ``rows_files``.  With
+    ``rows_files`` None no row is written or even sent back by the workers, only the keys and
+    the ids of the rows they belong to (when the deduplicator is the first OP, its rows are the
+    input's own: ``KeyedRows.row_ids`` says which)."""
+    for path in (rows_files or {}).values():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    result = executor.run_pass(files, row_range, None, rows_files, skip, append_bad_rows,
-                               hold_back=len(executor.ops) - 1)
+    result = executor.run_pass(files, row_range, None, rows_files or None, skip, append_bad_rows,
+                               hold_back=len(executor.ops) - 1, write_rows=rows_files is not None)
     assert result.held is not None
-    return KeyedRows(result.report, result.held.index, {str(k): Path(v) for k, v in rows_files.items()},
+    return KeyedRows(result.report, result.held.index, {str(k): Path(v) for k, v in (rows_files or {}).items()},
                      result.held.row_ids)
 
 
@@ -129,6 +134,7 @@ def finish(executor: Runner, rows_files: list[Path], removed: dict[str, np.ndarr
     else:
         report = copy_kept_lines(recipe.project_name, rows_files, removed, export_path, outputs,
                                  recipe.export_shard_size)
+    release_free_memory()  # of the blocks read and written
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
 

@@ -42,9 +42,10 @@ from dj_ops.ops.base import DedupIndex, Deduplicator
 from . import dedup
 from .executor import Executor, LocalExecutor
 from .report import RunReport
+from .sinks import copy_kept_row_groups
 
 #: bump when the stored layout or a key's definition changes: older files are recomputed
-KEYS_FORMAT = 1
+KEYS_FORMAT = 2
 _META_FINGERPRINT = b"dj_dedup_fingerprint"
 _META_SOURCE = b"dj_dedup_source"
 #: recipe keys that change which field an OP reads, hence its keys
@@ -133,6 +134,8 @@ def partition_keys(recipe: Recipe, cut: int, file: Path, row_range: tuple[int, i
         return light
     executor = LocalExecutor(dedup.head_recipe(recipe, cut, "parquet"), progress=False, log=log,
                              bad_rows_path=bad_rows_path)
+    if cut == 0 and row_range is None and file.suffix == ".parquet":
+        return _keyed_in_place(executor, file, rows_file, keep_rows)
     part = keyed_partition(executor, file, row_range, rows_file)
     if not keep_rows:
         part.discard_rows()
@@ -147,6 +150,23 @@ def keyed_partition(executor: Executor, file: Path, row_range: tuple[int, int] |
     returned with them."""
     keyed = dedup.key(executor, [file], row_range, {str(file): rows_file})
     return PartitionKeys(keyed.stored_keys(), keyed.report, rows_file)
+
+
+def _keyed_in_place(executor: Executor, file: Path, rows_file: Path, keep_rows: bool) -> PartitionKeys:
+    """Step 1 when the deduplicator is the first OP of a Parquet partition: the workers compute
+    the keys and send no row back, the partition file is the rows file (a copy without the rows
+    set aside as bad input when there are any)."""
+    keyed = dedup.key(executor, [file], None, None)
+    ids = keyed.row_ids.get(str(file), np.zeros(0, dtype=np.int64))
+    n = pq.ParquetFile(file).metadata.num_rows
+    part = PartitionKeys(keyed.stored_keys(), keyed.report, file, rows_file_is_input=True)
+    if len(ids) < n and keep_rows:  # the row ids of one file read whole are its row positions
+        missing = ~np.isin(np.arange(n, dtype=np.int64), ids)
+        copy_kept_row_groups(executor.recipe.project_name, file, missing, rows_file, executor.recipe.export_compression)
+        part.rows_file, part.rows_file_is_input = rows_file, False
+    elif not keep_rows:
+        part.rows_file = None
+    return part
 
 
 def stored_partition_keys(recipe: Recipe, file: Path, stored: StoredKeys) -> PartitionKeys | None:

@@ -95,10 +95,10 @@ class Executor:
                 self.log(self._plan.describe(self.ops))
         return self._plan
 
-    def _results(self, source: ChunkSource, analyze: bool, store: checkpoint.ChunkStore | None
+    def _results(self, source: ChunkSource, output: str, store: checkpoint.ChunkStore | None
                  ) -> Iterator[ChunkResult]:
         plan = self._plan_for(source)
-        job = ChainJob(self.recipe, analyze, plan.to_dict(self.ops), self.ops)
+        job = ChainJob(self.recipe, output, plan.to_dict(self.ops), self.ops)
         return self.new_backend().results(source, job, store, self.log)
 
     # -- processing ------------------------------------------------------------------------------
@@ -126,22 +126,25 @@ class Executor:
 
     def run_pass(self, files: list[Path] | None, row_range: tuple[int, int] | None, export_path: str | Path | None,
                  outputs: dict[str, Path] | None, skip: dict[str, np.ndarray] | None, append_bad_rows: bool,
-                 hold_back: int | None = None) -> PassResult:
+                 hold_back: int | None = None, write_rows: bool = True) -> PassResult:
         """One streaming pass over the input.  With ``hold_back`` = the position of a (last)
         near-duplicate deduplicator, its keys are collected (``PassResult.held``) and every row
-        reaching it is written."""
+        reaching it is written (unless ``write_rows`` is off: then only the keys and the ids of
+        the rows that reached it come back, e.g. when those rows are already in a file)."""
         t_start = time.perf_counter()
         recipe = self.recipe
         source = self.source(files, row_range, skip)
         export = Path(export_path or recipe.export_path)
         has_stats = any(isinstance(op, Filter) and op.has_stats for op in self.ops)
-        sinks = Outputs(export, outputs, recipe, has_stats)
+        sinks = Outputs(export, outputs, recipe, has_stats) if write_rows else None
         bad_rows = BadRowSink(self.bad_rows_path, append=append_bad_rows)
+        output = "rows" if write_rows else "keys"
         try:
-            store = checkpoint.open_store(recipe, source, hold_back, [export, self.bad_rows_path], self.log)
-            results = self._results(source, analyze=False, store=store)
+            store = checkpoint.open_store(recipe, source, hold_back, output, [export, self.bad_rows_path], self.log)
+            results = self._results(source, output, store)
         except BaseException:
-            sinks.abort()
+            if sinks is not None:
+                sinks.abort()
             raise
         tracer = TraceCollector(self.ops, recipe, self.work_dir) if recipe.open_tracer else None
         result = coordinate(recipe, self.ops, self._plan_for(source).order, results, sinks, bad_rows, tracer,
@@ -207,7 +210,7 @@ class Executor:
         bad_file = BadRowSink(self.bad_rows_path)
         bar = progress_bar(self.progress, f"{self.recipe.project_name} (analyze)")
         try:
-            for res in self._results(self.source(files, row_range), analyze=True, store=None):
+            for res in self._results(self.source(files, row_range), "stats", store=None):
                 bad_file.write(res.bad)
                 if bar is not None:
                     bar.update(res.n_records)

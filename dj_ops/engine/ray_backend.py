@@ -60,7 +60,7 @@ class RayBackend:
                 num_cpus=0)
             ds = ds.map_batches(
                 _ChainActor, batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=n_workers),
-                fn_constructor_args=(recipe.model_dump_json(), job.analyze, job.plan, store, n_workers),
+                fn_constructor_args=(recipe.model_dump_json(), job.output, job.plan, store, n_workers),
                 **_actor_options(job.ops, log))
             try:
                 for batch in ds.iter_batches(batch_size=1, batch_format="pyarrow", prefetch_batches=1):
@@ -142,11 +142,11 @@ class _ChainActor:
     """A Ray Data actor holding one :class:`ChainRunner` (the built OPs and their models).  A
     chunk recorded by an earlier, interrupted run is replayed from the checkpoint."""
 
-    def __init__(self, recipe_json: str, analyze: bool, plan: dict | None, record: ChunkStore | None,
+    def __init__(self, recipe_json: str, output: str, plan: dict | None, record: ChunkStore | None,
                  n_workers: int):
         # model OPs size their thread pools (torch, image decoding) by the number of workers
         os.environ["DJ_OPS_WORKERS"] = str(n_workers)
-        self.runner = ChainRunner(Recipe.model_validate_json(recipe_json), analyze=analyze, plan=plan)
+        self.runner = ChainRunner(Recipe.model_validate_json(recipe_json), output=output, plan=plan)
         self.record = record
 
     def __call__(self, batch: pa.Table) -> pa.Table:

@@ -67,23 +67,27 @@ def test_parquet_partition_with_late_columns_keeps_every_row(instance, tmp_path)
     assert len(read_jsonl(tmp_path / "out" / "r.jsonl")) == 4
 
 
-def test_a_run_using_the_storage_keeps_the_heap_out_of_full_collections(tmp_path):
+def test_a_run_using_the_storage_keeps_the_heap_out_of_full_collections_and_of_the_workers(tmp_path):
     import gc
 
     from dj_ops.core.heap import thaw
+    from dj_ops.core.registry import load_all_ops
+    from dj_ops.engine.backend import start_method
 
     thaw()
     seen = []
+    ops = [load_all_ops()["text_length_filter"]()]
 
     @dg.asset(required_resource_keys={"dj_storage"})
     def probe() -> None:
-        seen.append(gc.get_freeze_count())
+        seen.append((gc.get_freeze_count(), start_method(False, 2, ops)))
 
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0 and start_method(False, 2, ops) == "fork"
     assert dg.materialize([probe], resources={"dj_storage": DJStorage(root=str(tmp_path))}).success
-    assert seen[0] > 0  # frozen for the run, by the resource
+    assert seen[0][0] > 0  # frozen for the run, by the resource
+    assert seen[0][1] == "forkserver"  # the engine's workers start from a small server, not from the step
     thaw()
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0 and start_method(False, 2, ops) == "fork"
 
 
 def test_row_counts_stop_early_when_asked(tmp_path):

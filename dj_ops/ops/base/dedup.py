@@ -94,12 +94,19 @@ class ExactDedupIndex(DedupIndex):
         self.held.extend(keys)
 
     def stored_keys(self) -> Any:
-        """JSON bytes of each key (one encoding whatever the partition holds), null for None."""
-        import orjson
+        """Compact JSON bytes of each key (one encoding whatever the partition holds), null for None.
+
+        The standard library's encoder: orjson gives each small result a buffer of a few KiB that
+        the allocator cannot hand back, so a partition's keys took hundreds of MiB of resident
+        memory (bench/RESULTS.md)."""
+        import json
+
         import pyarrow as pa
 
-        dumps = orjson.dumps
-        return pa.array([None if k is None else dumps(k) for k in self.held], type=pa.binary())
+        def encode(key: Hashable) -> bytes:
+            return json.dumps(key, ensure_ascii=False, separators=(",", ":")).encode()
+
+        return pa.array([None if k is None else encode(k) for k in self.held], type=pa.binary())
 
     def keys_from_stored(self, keys: Any) -> Sequence[Any]:
         return keys.to_pylist()
