@@ -68,6 +68,9 @@ def test_probe_puts_cheap_selective_filters_first(tmp_path):
     assert step["probe"]["text_length_filter"]["pass_rate"] == pytest.approx(0.25)
     report = ex.run()
     assert [o["name"] for o in report.ops] == step["ops"]
+    # the stats a row carries are written in recipe order whatever order the plan ran them in
+    stats = [json.loads(line)["__dj__stats__"] for line in Path(report.stats_file).read_text().splitlines()]
+    assert stats and all(list(s) == ["test_slow", "num_words", "text_len"] for s in stats)
     assert [o["rows_out"] for o in report.ops] == [10, 10, 10]
     assert report.plan == plan
 

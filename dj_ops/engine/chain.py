@@ -89,6 +89,10 @@ class ChainRunner:
         }
         self.trace_num = recipe.trace_num
         self.has_stats = any(isinstance(op, Filter) and op.has_stats for op in self.ops)
+        #: the chain's stat keys in recipe order: a fused group runs its filters in the order the
+        #: probe measured, but the stats a row carries are written in this order, so outputs do
+        #: not depend on the plan
+        self.stats_order = list(dict.fromkeys(k for op in self.ops if isinstance(op, Filter) for k in op.stats_keys))
         self.media_keys = [getattr(recipe, k) for k in MEDIA_KEYS]
         self.stats_transform = data_juicer_stats_roundtrip() if recipe.data_juicer_stats_compat else None
 
@@ -122,6 +126,8 @@ class ChainRunner:
                 for k in step.positions[:step.slice_from]:
                     batch = self.apply(k, batch, tally)
                 batch = self._apply_sliced(step.positions[step.slice_from:], step.slice_rows, batch, tally)
+        batch.stats = {**{k: v for k, v in batch.stats.items() if k not in self.stats_order},
+                       **{k: batch.stats[k] for k in self.stats_order if k in batch.stats}}
         stats_lines = stats_columns = payload = None
         if self.output == "stats":
             stats_columns = dict(batch.stats)

@@ -117,8 +117,8 @@ def finish(executor: Runner, rows_files: list[Path], removed: dict[str, np.ndarr
     ``export_path`` or, per rows file, to ``outputs``.  With ``copy`` the rows files already hold
     the rows as the output has them (no OP follows): the kept rows are copied without parsing."""
     if not copy:
-        return executor.run(rows_files, None, export_path, outputs, {k: m for k, m in removed.items() if m.any()} or None,
-                            append_bad_rows=True)
+        skip = {k: m for k, m in removed.items() if m.any()} or None
+        return executor.run(rows_files, None, export_path, outputs, skip, append_bad_rows=True)
     t0 = time.perf_counter()
     recipe = executor.recipe
     if all(Path(p).suffix == ".parquet" for p in rows_files):

@@ -4,8 +4,8 @@ Data-Juicer divides the free memory reported by ``nvidia-smi`` by each OP's decl
 ``mem_required`` (or runs one process per GPU when none is declared), which both runs out of
 memory (models bigger than declared) and leaves GPUs idle (over-declared).  Here the coordinator
 loads the chain's models once on the first GPU, runs one sample batch through each model OP
-(``OP.sample_batch``, e.g. synthetic images), and takes what that cost: the weights (towers shared between OPs counted once) plus the
-largest activation peak, plus the CUDA context.  ``mem_required`` (if set) is a floor on that
+(``OP.sample_batch``, e.g. synthetic images), and takes what that cost: the weights (towers
+shared between OPs counted once) plus the largest activation peak, plus the CUDA context.  ``mem_required`` (if set) is a floor on that
 per-worker need, i.e. a cap on the number of workers: never more than Data-Juicer would start.
 """
 
