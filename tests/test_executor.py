@@ -310,15 +310,17 @@ def test_near_duplicate_trace_has_each_pairs_similarity(tmp_path):
 
 def test_workers_can_start_from_a_fork_server(tmp_path):
     """Inside ``workers_from_fork_server`` (an orchestrator's step process holding much memory)
-    workers fork from a server holding only the engine and the chain's OP modules: same output.
+    workers fork from a server holding only the engine and the OP modules; an OP defined
+    outside dj_ops registers in them when they import its module.  Same output, bad rows included.
     OP classes a fresh process cannot import by name (these tests' own) keep workers forked."""
     from dj_ops.engine import backend
+    from tests.faults import fault_ops  # noqa: F401  (test_poisoned_mapper, defined at module level)
 
     rng = np.random.default_rng(1)
     rows = [{"text": " ".join(rng.choice(["ab", "cde", "f", "ghij"], size=rng.integers(1, 5)))} for _ in range(300)]
     ds = write_jsonl(tmp_path / "in.jsonl", rows)
-    chain = [{"whitespace_normalization_mapper": None}, {"text_length_filter": {"min_len": 4}},
-             {"document_deduplicator": None}]
+    chain = [{"whitespace_normalization_mapper": None}, {"test_poisoned_mapper": None},
+             {"text_length_filter": {"min_len": 4}}, {"document_deduplicator": None}]
     outs = []
     for server in (False, True):
         recipe = make_recipe(tmp_path / str(server), ds, chain, np=2, batch_size=16)
@@ -326,8 +328,9 @@ def test_workers_can_start_from_a_fork_server(tmp_path):
         with backend.workers_from_fork_server() if server else contextlib.nullcontext():
             assert backend.start_method(False, 2, executor.ops) == ("forkserver" if server else "fork")
             assert backend.start_method(False, 2, make_recipe(tmp_path, ds, CHAIN).build_ops()) == "fork"
-            outs.append(Path(executor.run().outputs[0]).read_bytes())
-    assert outs[0] == outs[1] and outs[0]
+            report = executor.run()
+        outs.append((Path(report.outputs[0]).read_bytes(), Path(report.bad_rows_file).read_bytes()))
+    assert outs[0] == outs[1] and outs[0][0] and b"poisoned row" in outs[0][1]
 
 
 def test_workers_are_forked_only_where_openmp_allows(monkeypatch):

@@ -27,15 +27,19 @@ def register(name: str):
 _loaded = False
 
 
+def op_modules() -> list[str]:
+    """The modules under dj_ops.ops (the OPs, one per file, and what they share), by name."""
+    import dj_ops.ops as ops_pkg
+
+    return [info.name for info in pkgutil.walk_packages(ops_pkg.__path__, prefix="dj_ops.ops.") if not info.ispkg]
+
+
 def load_all_ops() -> dict[str, type]:
     """Import every module under dj_ops.ops (one OP per file) and return the registry."""
     global _loaded
     if not _loaded:
-        import dj_ops.ops as ops_pkg
-
-        for info in pkgutil.walk_packages(ops_pkg.__path__, prefix="dj_ops.ops."):
-            if not info.ispkg:
-                importlib.import_module(info.name)
+        for name in op_modules():
+            importlib.import_module(name)
         _loaded = True
     return OPERATORS
 

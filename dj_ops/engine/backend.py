@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib
 import multiprocessing as mp
 import os
 import sys
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ import pyarrow as pa
 from dj_ops.core.faults import die_with_parent, worker_crashed
 from dj_ops.core.heap import frozen_heap
 from dj_ops.core.recipe import Recipe
+from dj_ops.core.registry import op_modules
 from dj_ops.io.readers import Chunk
 from dj_ops.ops.base import OP
 
@@ -96,8 +99,7 @@ def _pooled(chunks: Iterator[Chunk | ChunkResult], job: ChainJob, store: checkpo
         release_models()  # a worker started afresh loads its own (on its GPU)
     ctx = mp.get_context(method)
     if method == "forkserver":
-        # the server imports the engine and the chain's OP modules once; workers fork from it
-        ctx.set_forkserver_preload(["dj_ops.engine.backend", *sorted({type(op).__module__ for op in job.ops})])
+        _start_fork_server()  # no-op when workers_from_fork_server started it
     if method == "fork":
         # pyarrow imports pandas (slow) on its first conversion of Python objects, to tell
         # pandas types apart: done once here, the workers inherit it instead of each paying it
@@ -114,17 +116,28 @@ _FORK_SERVER_DEPTH = 0
 @contextlib.contextmanager
 def workers_from_fork_server() -> Iterator[None]:
     """Inside this block worker pools start their workers from a fork server that holds only the
-    engine and the chain's OP modules, instead of forking this process: for a process holding
+    engine and the OP modules (started now, in the background), instead of forking this process: for a process holding
     much memory its workers do not need (an orchestrator's step process), which every forked
     worker would map and, as it touches objects, copy.  Workers are still forked from this
     process when they need what it holds: models the fusion probe loaded here, or OP classes that
     cannot be imported by name (defined at run time)."""
     global _FORK_SERVER_DEPTH
     _FORK_SERVER_DEPTH += 1
+    if sys.platform == "linux":
+        # the server starts (a new interpreter importing the engine) while the caller prepares
+        threading.Thread(target=_start_fork_server, name="dj-fork-server", daemon=True).start()
     try:
         yield
     finally:
         _FORK_SERVER_DEPTH -= 1
+
+
+def _start_fork_server() -> None:
+    """Start this process's fork server (once), holding the engine and every built-in OP module."""
+    from multiprocessing import forkserver
+
+    forkserver.set_forkserver_preload(["dj_ops.engine.backend", *op_modules()])
+    forkserver.ensure_running()
 
 
 def start_method(uses_cuda: bool, n_workers: int, ops: list[OP]) -> str:
@@ -150,7 +163,8 @@ def _pool_results(chunks: Iterator[Chunk | ChunkResult], job: ChainJob, store: c
                   n_workers: int) -> Iterator[ChunkResult]:
     max_inflight = 2 * n_workers + 2
     with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(job.recipe.model_dump_json(), job.output, job.plan, n_workers)) as pool:
+                             initargs=(job.recipe.model_dump_json(), job.output, job.plan, n_workers,
+                                       sorted({type(op).__module__ for op in job.ops}))) as pool:
         pending: collections.deque[tuple[Future, Chunk | ChunkResult]] = collections.deque()
         head: Chunk | ChunkResult | None = None
         try:
@@ -194,9 +208,11 @@ def release_models() -> None:
 _RUNNER: ChainRunner | None = None
 
 
-def _init_worker(recipe_json: str, output: str, plan: dict | None, n_workers: int) -> None:
+def _init_worker(recipe_json: str, output: str, plan: dict | None, n_workers: int, modules: list[str]) -> None:
     global _RUNNER
     die_with_parent()
+    for name in modules:  # the chain's OP modules: one defined outside dj_ops registers when imported
+        importlib.import_module(name)
     # model OPs size their thread pools (torch, image decoding) by the number of workers
     os.environ["DJ_OPS_WORKERS"] = str(n_workers)
     runtime = sys.modules.get("dj_ops.models.runtime")
