@@ -429,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-ours", action="store_true", help="run only DJ (no comparison)")
     parser.add_argument("--ours-cmd", default=str(OURS_PROCESS),
                         help="our dj-process executable (or a stand-in accepting the same arguments)")
+    parser.add_argument("--ours-executor", choices=("local", "dagster"), default="local",
+                        help="local (default): the engine alone; dagster: our dj-process's default path, "
+                             "through Dagster, in a fresh instance (memory and time of the whole process tree)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run before it is killed")
     parser.add_argument("--no-results", action="store_true", help="do not write bench/RESULTS.md")
     parser.add_argument("--title", default=None, help="RESULTS.md section title (default from recipe/input/np)")
@@ -468,10 +471,16 @@ def main(argv: list[str] | None = None) -> int:
         export = ours_dir / "out.jsonl"
         command = [*shlex.split(args.ours_cmd), "--config", str(recipe), "--dataset_path", str(input_path),
                    "--export_path", str(export), "--np", str(args.np_),
-                   # the engine alone (Dagster's overhead is measured by bench/dagster_overhead.py), with
-                   # DJ's lossy stats round trip reproduced so that both keep exactly the same rows
-                   "--executor", "local", "--data_juicer_stats_compat", "true"]
-        ours = run_measured("ours", command, export, ours_dir / "dj-process.log", args.timeout)
+                   # the engine alone by default (Dagster's overhead is measured by
+                   # bench/dagster_overhead.py), with DJ's lossy stats round trip reproduced so that
+                   # both keep exactly the same rows
+                   "--executor", args.ours_executor, "--data_juicer_stats_compat", "true"]
+        env = None
+        if args.ours_executor == "dagster":
+            env = dict(os.environ, DAGSTER_HOME=str(ours_dir / "dagster_home"),
+                       DJ_STORAGE_ROOT=str(ours_dir / "dagster_storage"))
+            (ours_dir / "dagster_home").mkdir()
+        ours = run_measured("ours", command, export, ours_dir / "dj-process.log", args.timeout, env)
         read_our_report(ours, ours_dir / "run_report.json")
         runs.append(ours)
 
