@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from .registry import data_juicer_op_names, load_all_ops
+from .registry import data_juicer_op_names, load_all_ops, op_class
 
 
 #: Parquet codecs the writers take (pyarrow's names; "lz4" writes Parquet's LZ4_RAW)
@@ -42,7 +42,7 @@ class OpSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
     def build(self, **global_defaults: Any):
-        cls = load_all_ops()[self.name]
+        cls = op_class(self.name)
         accepted = op_parameters(cls)
         kwargs = {k: v for k, v in global_defaults.items() if k in accepted and k not in self.params}
         kwargs.update(self.params)
@@ -280,8 +280,9 @@ def _adapter(annotation: Any) -> TypeAdapter:
 
 
 def validate_op(name: str, params: Any, where: str) -> OpSpec:
-    ops = load_all_ops()
-    if name not in ops:
+    cls = op_class(name)
+    if cls is None:
+        ops = load_all_ops()
         if name in data_juicer_op_names():
             raise RecipeError(
                 f"{where}: OP {name!r} is a Data-Juicer OP that this project does not implement yet. "
@@ -292,7 +293,7 @@ def validate_op(name: str, params: Any, where: str) -> OpSpec:
         params = {}
     if not isinstance(params, dict):
         raise RecipeError(f"{where}.{name}: parameters must be a mapping, got {type(params).__name__}")
-    accepted = op_parameters(ops[name])
+    accepted = op_parameters(cls)
     clean: dict[str, Any] = {}
     for key, value in params.items():
         if key not in accepted:

@@ -1,4 +1,8 @@
-"""OP registry: name -> class, filled by importing ``dj_ops.ops``."""
+"""OP registry: name -> class, filled by importing the OP modules of ``dj_ops.ops``.
+
+One OP per file, named as the OP (``dj_ops/ops/<mapper|filter|deduplicator>/<name>.py``), so
+:func:`op_class` imports just the module of the OP it is asked for; :func:`load_all_ops` imports
+them all (listing every OP, or finding one registered under another module name)."""
 
 from __future__ import annotations
 
@@ -32,6 +36,26 @@ def op_modules() -> list[str]:
     import dj_ops.ops as ops_pkg
 
     return [info.name for info in pkgutil.walk_packages(ops_pkg.__path__, prefix="dj_ops.ops.") if not info.ispkg]
+
+
+_KINDS = ("mapper", "filter", "deduplicator")
+
+
+def op_class(name: str) -> type | None:
+    """The class registered as ``name`` (None if none is): its own module is imported on first
+    use, every OP module when it has none."""
+    if name not in OPERATORS and name.isidentifier():
+        for kind in _KINDS:
+            module = f"dj_ops.ops.{kind}.{name}"
+            try:
+                importlib.import_module(module)
+                break
+            except ModuleNotFoundError as exc:
+                if exc.name != module:  # the OP's module exists but lacks a dependency
+                    raise
+    if name not in OPERATORS:
+        load_all_ops()
+    return OPERATORS.get(name)
 
 
 def load_all_ops() -> dict[str, type]:

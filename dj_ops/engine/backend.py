@@ -26,7 +26,6 @@ import pyarrow as pa
 from dj_ops.core.faults import die_with_parent, worker_crashed
 from dj_ops.core.heap import frozen_heap
 from dj_ops.core.recipe import Recipe
-from dj_ops.core.registry import op_modules
 from dj_ops.io.readers import Chunk
 from dj_ops.ops.base import OP
 
@@ -116,7 +115,7 @@ _FORK_SERVER_DEPTH = 0
 @contextlib.contextmanager
 def workers_from_fork_server() -> Iterator[None]:
     """Inside this block worker pools start their workers from a fork server that holds only the
-    engine and the OP modules (started now, in the background), instead of forking this process: for a process holding
+    engine (started now, in the background), instead of forking this process: for a process holding
     much memory its workers do not need (an orchestrator's step process), which every forked
     worker would map and, as it touches objects, copy.  Workers are still forked from this
     process when they need what it holds: models the fusion probe loaded here, or OP classes that
@@ -133,10 +132,11 @@ def workers_from_fork_server() -> Iterator[None]:
 
 
 def _start_fork_server() -> None:
-    """Start this process's fork server (once), holding the engine and every built-in OP module."""
+    """Start this process's fork server (once), holding the engine; each worker then imports the
+    modules of its chain's OPs (one module per OP), nothing it does not run."""
     from multiprocessing import forkserver
 
-    forkserver.set_forkserver_preload(["dj_ops.engine.backend", *op_modules()])
+    forkserver.set_forkserver_preload(["dj_ops.engine.backend"])
     forkserver.ensure_running()
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dj_ops.core.recipe import OpSpec, Recipe, RecipeError
-from dj_ops.core.registry import load_all_ops
+from dj_ops.core.registry import op_class
 from dj_ops.ops.base import Deduplicator, Filter
 
 #: asset names an orchestrator uses beside the stages
@@ -43,20 +43,19 @@ class Stage:
 
 
 def op_device(spec: OpSpec) -> str:
-    cls = load_all_ops()[spec.name]
+    cls = op_class(spec.name)
     return spec.params.get("accelerator") or cls.default_accelerator
 
 
 def _is_global(spec: OpSpec) -> bool:
-    return issubclass(load_all_ops()[spec.name], Deduplicator)
+    return issubclass(op_class(spec.name), Deduplicator)
 
 
 def _make_stage(name: str, index: int, specs: list[OpSpec], lo: float = 0.0, hi: float = 1.0) -> Stage:
-    ops = load_all_ops()
     stats: list[str] = []
     shared: dict[str, list[str]] = {}
     for spec in specs:
-        cls = ops[spec.name]
+        cls = op_class(spec.name)
         if issubclass(cls, Filter) and cls.has_stats:
             stats.extend(k for k in cls.stat_bounds if k not in stats)
         for inter in cls.intermediates:
@@ -66,7 +65,7 @@ def _make_stage(name: str, index: int, specs: list[OpSpec], lo: float = 0.0, hi:
         is_global=any(_is_global(s) for s in specs),
         uses_gpu=any(op_device(s) == "cuda" for s in specs),
         stats_keys=tuple(stats),
-        uses_text=any(ops[s.name].uses_text for s in specs), min_keep_ratio=lo, max_keep_ratio=hi,
+        uses_text=any(op_class(s.name).uses_text for s in specs), min_keep_ratio=lo, max_keep_ratio=hi,
         intermediates={k: tuple(v) for k, v in shared.items()},
     )
 
